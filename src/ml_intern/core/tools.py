@@ -274,3 +274,21 @@ class ToolRouter:
         if isinstance(result, str):
             result = ToolResult(result)
         return result, time.perf_counter() - started
+
+
+@dataclass
+class SimpleSessionState:
+    """A minimal SessionState for tests and sub-agents: remembers reads, plan, changes and side effects."""
+
+    files_read: set[str] = field(default_factory=set)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    changed_files: list[Path] = field(default_factory=list)
+    side_effects: list[str] = field(default_factory=list)
+
+    def record_file_change(self, path: Path) -> None:
+        """Remember that a file is about to change."""
+        self.changed_files.append(path)
+
+    def record_side_effect(self, description: str) -> None:
+        """Remember an effect undo cannot reverse."""
+        self.side_effects.append(description)
