@@ -1080,3 +1080,51 @@ def closed_port_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}"
+
+
+# ---------------------------------------------------------------------------------------------- pytest helpers
+
+
+def hub_environment(monkeypatch: Any, hub: FakeHub, tmp_path: Any, *, token: str | None = TOKEN) -> None:
+    """Point huggingface_hub and ml-intern at `hub` (endpoint, token, cache) for one test."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.delenv("HF_DATASETS_SERVER_URL", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    if token is None:
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("HF_TOKEN", token)
+    from ml_intern.tools import hf_common
+
+    hf_common.reset_caches()
+
+
+@dataclass
+class ToolHarness:
+    """A ToolContext factory that records every emitted event."""
+
+    workdir: Any
+    services: dict[str, Any] = field(default_factory=dict)
+    events: list[Any] = field(default_factory=list)
+    state: Any = None
+
+    def ctx(self, tool_name: str, tool_call_id: str = "call-1") -> Any:
+        from ml_intern.core.tools import SimpleSessionState, ToolContext
+
+        if self.state is None:
+            self.state = SimpleSessionState()
+        return ToolContext(
+            tool_name=tool_name,
+            tool_call_id=tool_call_id,
+            emit=self.events.append,
+            state=self.state,
+            workdir=self.workdir,
+            services=self.services,
+        )
+
+    def of_type(self, type_name: str) -> list[Any]:
+        return [e for e in self.events if getattr(e, "type", None) == type_name]
