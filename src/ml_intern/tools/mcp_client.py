@@ -213,7 +213,7 @@ class _Connection:
                 await self._stop_task()
                 self.state = "stopped"
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not raised
                 await self._stop_task()
                 self._fail(describe_exception(exc))
                 raise ConnectionError(self.error) from None
@@ -243,7 +243,7 @@ class _Connection:
             if not ready.done():
                 ready.cancel()
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to connect() or recorded as the state
             if not ready.done():
                 ready.set_exception(exc)
             elif not stop.is_set():
@@ -491,7 +491,8 @@ class MCPManager:
         self._notice(f"MCP server '{conn.name}' disconnected: {conn.error}")
         return ToolResult(
             f"ERROR: lost the connection to MCP server '{conn.name}' during the call "
-            f"({describe_exception(exc)}). The call may not have completed; the server is restarted on the next call.",
+            f"({describe_exception(exc)}). The call may not have completed; "
+            "the server is restarted on the next call.",
             success=False,
         )
 
