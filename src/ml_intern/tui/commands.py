@@ -1,0 +1,116 @@
+"""Slash commands typed in the prompt; one registry so new commands are one decorated function."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ml_intern.tui.screens.main import MainScreen
+
+CommandHandler = Callable[["MainScreen", str], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A `/name [args]` command."""
+
+    name: str
+    help: str
+    handler: CommandHandler
+    usage: str = ""
+
+
+COMMANDS: dict[str, SlashCommand] = {}
+
+
+def slash_command(name: str, help: str, usage: str = "") -> Callable[[CommandHandler], CommandHandler]:
+    """Register a handler for `/name`."""
+
+    def register(handler: CommandHandler) -> CommandHandler:
+        COMMANDS[name] = SlashCommand(name, help, handler, usage)
+        return handler
+
+    return register
+
+
+def parse_slash(text: str) -> tuple[str, str] | None:
+    """Split "/model gpt-5" into ("model", "gpt-5"); None when the text is not a command."""
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    name, _, argument = text[1:].partition(" ")
+    return name.strip().lower(), argument.strip()
+
+
+def help_text() -> str:
+    """Return the list of commands, one per line."""
+    width = max(len(f"/{c.name} {c.usage}".rstrip()) for c in COMMANDS.values())
+    return "\n".join(f"{f'/{c.name} {c.usage}'.rstrip():<{width}}  {c.help}" for c in COMMANDS.values())
+
+
+@slash_command("help", "Show commands and keys")
+def _help(screen: MainScreen, argument: str) -> None:
+    screen.show_help()
+
+
+@slash_command("undo", "Remove the last turn and restore the files it changed")
+def _undo(screen: MainScreen, argument: str) -> None:
+    screen.action_undo()
+
+
+@slash_command("compact", "Summarise the history to free context")
+def _compact(screen: MainScreen, argument: str) -> None:
+    screen.action_compact()
+
+
+@slash_command("new", "Save this conversation and start a fresh one")
+def _new(screen: MainScreen, argument: str) -> None:
+    screen.action_new_session()
+
+
+@slash_command("clear", "Clear the screen (the conversation is kept)")
+async def _clear(screen: MainScreen, argument: str) -> None:
+    await screen.clear_transcript()
+
+
+@slash_command("model", "Switch model (opens a picker without an id)", "[id]")
+def _model(screen: MainScreen, argument: str) -> None:
+    if argument:
+        screen.set_model(argument)
+    else:
+        screen.action_switch_model()
+
+
+@slash_command("yolo", "Stop asking for approvals (approval mode yolo)")
+def _yolo(screen: MainScreen, argument: str) -> None:
+    screen.set_approval_mode("yolo")
+
+
+@slash_command("approval-mode", "Show or set the approval mode", "[ask|auto|yolo]")
+def _approval_mode(screen: MainScreen, argument: str) -> None:
+    if not argument:
+        screen.notice(f"Approval mode: {screen.status.info.approval_mode}")
+    elif argument in ("ask", "auto", "yolo"):
+        screen.set_approval_mode(argument)
+    else:
+        screen.notice(f"Unknown approval mode {argument!r}: use ask, auto or yolo.", "error")
+
+
+@slash_command("status", "Show model, context, tokens and cost")
+def _status(screen: MainScreen, argument: str) -> None:
+    screen.show_status()
+
+
+@slash_command("theme", "Show themes or switch (saved to config.toml)", "[name]")
+def _theme(screen: MainScreen, argument: str) -> None:
+    if argument:
+        screen.app_set_theme(argument)
+    else:
+        names = ", ".join(sorted(screen.app.available_themes))
+        screen.notice(f"Theme: {screen.app.theme}. Available: {names}")
+
+
+@slash_command("quit", "Quit ml-intern")
+def _quit(screen: MainScreen, argument: str) -> None:
+    screen.action_quit()

@@ -1,0 +1,278 @@
+"""The transcript: user messages, streamed assistant markdown, compact tool calls, notices."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+STATE_GLYPHS: dict[str, tuple[str, str]] = {
+    "awaiting_approval": ("?", "$text-warning"),
+    "approved": ("·", "$text-muted"),
+    "running": ("◌", "$text-accent"),
+    "queued": ("◌", "$text-accent"),
+    "done": ("✓", "$text-success"),
+    "completed": ("✓", "$text-success"),
+    "failed": ("✗", "$text-error"),
+    "error": ("✗", "$text-error"),
+    "rejected": ("⊘", "$text-error"),
+    "cancelled": ("⊘", "$text-warning"),
+    "canceled": ("⊘", "$text-warning"),
+    "abandoned": ("⊘", "$text-warning"),
+}
+
+# The argument that best says what a call does, per tool; others fall back to compact JSON.
+SUMMARY_KEYS = ("command", "path", "query", "url", "repo_id", "dataset", "operation", "prompt", "task")
+
+
+def summarize_arguments(tool: str, arguments: dict[str, Any], width: int = 80) -> str:
+    """Return a one-line summary of a call's arguments."""
+    if tool == "plan_tool" and isinstance(arguments.get("todos"), list):
+        text = f"{len(arguments['todos'])} items"
+    else:
+        text = ""
+        for key in SUMMARY_KEYS:
+            value = arguments.get(key)
+            if isinstance(value, str) and value:
+                text = value
+                break
+        if not text:
+            text = json.dumps(arguments, ensure_ascii=False, separators=(",", ":")) if arguments else ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_duration(seconds: float | None) -> str:
+    """Return a short human duration ("0.4s", "1m12s")."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class UserMessage(Static):
+    """What the user typed; shows "queued" until the agent picks it up."""
+
+    DEFAULT_CSS = """
+    UserMessage {
+        margin: 1 0 0 0;
+        padding: 0 1;
+        border-left: thick $primary;
+        background: $boost;
+        &.-queued { border-left: thick $panel; color: $text-muted; }
+    }
+    """
+
+    queued: reactive[bool] = reactive(False)
+
+    def __init__(self, text: str, *, queued: bool = False) -> None:
+        super().__init__(markup=False)
+        self.text = text
+        self.set_reactive(UserMessage.queued, queued)
+        self.set_class(queued, "-queued")
+        self.update(self._content())
+
+    def _content(self) -> Content:
+        body = Content(self.text)
+        if self.queued:
+            return Content.assemble(body, ("  (queued)", "italic $text-muted"))
+        return body
+
+    def watch_queued(self, queued: bool) -> None:
+        self.set_class(queued, "-queued")
+        self.update(self._content())
+
+
+class AssistantMessage(Markdown):
+    """Assistant markdown, written once or streamed with `Markdown.get_stream()`."""
+
+    DEFAULT_CSS = """
+    AssistantMessage {
+        margin: 1 0 0 0;
+        padding: 0 1 0 1;
+        background: transparent;
+    }
+    """
+
+    def __init__(self, markdown: str = "") -> None:
+        super().__init__(markdown)
+        self._stream: MarkdownStream | None = None
+        self.streamed_text: list[str] = []
+
+    @property
+    def stream(self) -> MarkdownStream:
+        """The stream this message is written through (created on first use)."""
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self)
+        return self._stream
+
+    async def write(self, fragment: str) -> None:
+        """Append a streamed fragment."""
+        self.streamed_text.append(fragment)
+        await self.stream.write(fragment)
+
+    async def finish(self) -> None:
+        """Flush and stop the stream."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+
+
+class ToolCallBlock(Static, can_focus=True):
+    """One tool call on one line; Enter or a click expands it to the full arguments and output."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "toggle", "Expand", tooltip="Show or hide the call's arguments and output.",
+                id="tool-call-toggle"),
+    ]
+
+    DEFAULT_CSS = """
+    ToolCallBlock {
+        padding: 0 1;
+        margin: 0 0 0 2;
+        color: $text;
+        &:focus { background: $boost; text-style: none; }
+        &:hover { background: $boost; }
+        &.-expanded { border-left: outer $panel; margin: 0 0 0 1; }
+    }
+    """
+
+    MAX_EXPANDED_CHARS = 20_000
+
+    expanded: reactive[bool] = reactive(False)
+
+    def __init__(self, tool: str, arguments: dict[str, Any], tool_call_id: str) -> None:
+        super().__init__(markup=False)
+        self.tool = tool
+        self.arguments = arguments
+        self.tool_call_id = tool_call_id
+        self.state = "running"
+        self.output: str | None = None
+        self.success = True
+        self.duration_s: float | None = None
+        self.logs: list[str] = []
+        self.refresh_content()
+
+    def set_state(self, state: str) -> None:
+        """Show a new state."""
+        self.state = state
+        self.refresh_content()
+
+    def set_output(self, output: str, success: bool, duration_s: float | None) -> None:
+        """Record the result of the call."""
+        self.output = output
+        self.success = success
+        self.duration_s = duration_s
+        if self.state in {"running", "approved", "awaiting_approval", "queued"}:
+            self.state = "done" if success else "failed"
+        self.refresh_content()
+
+    def add_log(self, line: str) -> None:
+        """Keep a progress line (shown when expanded; the latest one on the summary line)."""
+        self.logs.append(line)
+        if len(self.logs) > 200:
+            del self.logs[:100]
+        self.refresh_content()
+
+    def refresh_content(self) -> None:
+        """Re-render the call from its fields."""
+        glyph, style = STATE_GLYPHS.get(self.state, ("·", "$text-muted"))
+        parts: list[str | tuple[str, str] | Content] = [
+            (f"{glyph} ", style),
+            (self.tool, "bold"),
+            "  ",
+            (summarize_arguments(self.tool, self.arguments), "$text-muted"),
+        ]
+        if self.duration_s is not None:
+            parts.append((f"  {format_duration(self.duration_s)}", "$text-muted"))
+        elif self.state == "running" and self.logs:
+            parts.append((f"  {self.logs[-1][:60]}", "italic $text-muted"))
+        if self.expanded:
+            parts.append(("\n── arguments\n", "$text-muted"))
+            parts.append(json.dumps(self.arguments, indent=2, ensure_ascii=False))
+            if self.logs and self.output is None:
+                parts.append(("\n── log\n", "$text-muted"))
+                parts.append("\n".join(self.logs[-50:]))
+            if self.output is not None:
+                parts.append((f"\n── output{'' if self.success else ' (failed)'}\n", "$text-muted"))
+                output = self.output
+                if len(output) > self.MAX_EXPANDED_CHARS:
+                    output = output[: self.MAX_EXPANDED_CHARS] + "\n… (truncated; see the timeline for the rest)"
+                parts.append((output, "" if self.success else "$text-error"))
+        self.update(Content.assemble(*parts))
+
+    def watch_expanded(self, expanded: bool) -> None:
+        self.set_class(expanded, "-expanded")
+        self.refresh_content()
+
+    def action_toggle(self) -> None:
+        """Expand or collapse."""
+        self.expanded = not self.expanded
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        self.expanded = not self.expanded
+
+
+class Notice(Static):
+    """A system line: interrupted, compacted, errors, hints."""
+
+    DEFAULT_CSS = """
+    Notice {
+        margin: 1 0 0 0;
+        padding: 0 1;
+        color: $text-muted;
+        &.-error { color: $text-error; }
+        &.-warning { color: $text-warning; }
+        &.-success { color: $text-success; }
+    }
+    """
+
+    def __init__(self, text: str, kind: str = "info") -> None:
+        super().__init__(text, markup=False, classes=f"-{kind}")
+
+
+class Conversation(VerticalScroll, can_focus=True):
+    """The scrolling transcript; keeps at most `max_blocks` blocks mounted."""
+
+    DEFAULT_CSS = """
+    Conversation {
+        height: 1fr;
+        padding: 0 1 1 1;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, *, max_blocks: int = 200, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_blocks = max_blocks
+        self.pruned_blocks = 0
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    async def add_block(self, block: Widget) -> Widget:
+        """Mount a block at the end and prune the oldest ones beyond the limit."""
+        await self.mount(block)
+        await self.prune()
+        return block
+
+    async def prune(self) -> None:
+        """Remove the oldest blocks, in batches, once there are more than `max_blocks`."""
+        children = list(self.children)
+        excess = len(children) - self.max_blocks
+        if excess <= 0:
+            return
+        batch = children[: excess + max(1, self.max_blocks // 10)]
+        self.pruned_blocks += len(batch)
+        await self.remove_children(batch)
