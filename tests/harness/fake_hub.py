@@ -515,7 +515,8 @@ class _Router:
             repo_id = f"{data.get('organization') or hub.user}/{data['name']}"
             if (repo_type, repo_id) in hub.repos:
                 raise _error(409, "You already created this repo")
-            hub.add_repo(repo_id, repo_type, private=bool(data.get("private")), sdk=data.get("sdk"))
+            private = data.get("visibility") == "private" if "visibility" in data else bool(data.get("private"))
+            hub.add_repo(repo_id, repo_type, private=private, sdk=data.get("sdk"))
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
             raise _Response(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})
         if self.match("DELETE", r"/api/repos/delete"):
