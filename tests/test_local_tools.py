@@ -331,7 +331,9 @@ async def test_write_warns_about_python_problems_but_still_writes(h: Harness) ->
     script = "from trl import SFTConfig\nargs = SFTConfig(output_dir='out')\n"
     training = await h.call("write", path="train.py", content=script)
     assert "SFTConfig is used without push_to_hub" in training.output
-    pushed = await h.call("write", path="train2.py", content=script.replace("'out'", "'out', push_to_hub=True"))
+    pushed = await h.call(
+        "write", path="train2.py", content=script.replace("'out'", "'out', push_to_hub=True")
+    )
     assert "WARNING" not in pushed.output
     plain = await h.call("write", path="notes.md", content="TrainingArguments(\n")
     assert "WARNING" not in plain.output
@@ -393,9 +395,12 @@ async def test_edit_tolerates_wrong_indentation_and_reindents(h: Harness) -> Non
 
 
 async def test_edit_tolerates_smart_quotes_and_dashes(h: Harness) -> None:
-    target = await _prepared(h, "s.py", "print(\"it's done\")  # step - one\n")
+    target = await _prepared(h, "s.py", 'print("it\'s done")  # step - one\n')
     result = await h.call(
-        "edit", path="s.py", old_str="print(\u201cit\u2019s done\u201d)  # step \u2013 one", new_str="print('ok')"
+        "edit",
+        path="s.py",
+        old_str="print(\u201cit\u2019s done\u201d)  # step \u2013 one",
+        new_str="print('ok')",
     )
     assert target.read_text() == "print('ok')\n" and "unicode" in result.output
 
@@ -411,7 +416,9 @@ async def test_edit_ambiguity_and_replace_all(h: Harness) -> None:
 
 async def test_edit_not_found_shows_the_closest_lines(h: Harness) -> None:
     target = await _prepared(h, "t.py", "def train(model, data):\n    model.fit(data, epochs=3)\n")
-    missing = await h.routed("edit", path="t.py", old_str="model.fit(data, epochs=5)", new_str="model.fit(data)")
+    missing = await h.routed(
+        "edit", path="t.py", old_str="model.fit(data, epochs=5)", new_str="model.fit(data)"
+    )
     assert not missing.success and "not found" in missing.output
     assert "     2\t    model.fit(data, epochs=3)" in missing.output
     assert target.read_text() == "def train(model, data):\n    model.fit(data, epochs=3)\n"
@@ -429,7 +436,9 @@ async def test_edit_modes_insert_whole_lines(h: Harness) -> None:
     assert target.read_text() == "import os\nimport re\nimport sys\n"
     await h.call("edit", path="imports.py", old_str="import os", new_str="import abc", mode="prepend_before")
     assert target.read_text() == "import abc\nimport os\nimport re\nimport sys\n"
-    await h.call("edit", path="imports.py", old_str="import sys\n", new_str="import json", mode="append_after")
+    await h.call(
+        "edit", path="imports.py", old_str="import sys\n", new_str="import json", mode="append_after"
+    )
     assert target.read_text() == "import abc\nimport os\nimport re\nimport sys\nimport json\n"
 
 

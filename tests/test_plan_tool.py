@@ -43,7 +43,11 @@ async def test_plan_is_stored_emitted_and_summarised(tmp_path: Path) -> None:
     ]
     [event] = events
     assert isinstance(event, PlanUpdate)
-    assert [(item.id, item.status) for item in event.plan] == [("1", "completed"), ("2", "in_progress"), ("3", "pending")]
+    assert [(item.id, item.status) for item in event.plan] == [
+        ("1", "completed"),
+        ("2", "in_progress"),
+        ("3", "pending"),
+    ]
 
 
 async def test_each_call_replaces_the_whole_plan(tmp_path: Path) -> None:
@@ -70,7 +74,11 @@ async def test_invalid_items_are_all_reported_and_nothing_changes(tmp_path: Path
     assert not result.success
     text = result.output
     assert "item 2: missing 'content'; 'status' is 'done'; use one of pending, in_progress, completed" in text
-    assert "item 3 is a str" in text and "item 4: missing 'id'" in text and "item 5: id '1' is used twice" in text
+    assert (
+        "item 3 is a str" in text
+        and "item 4: missing 'id'" in text
+        and "item 5: id '1' is used twice" in text
+    )
     assert "Call plan_tool again" in text
     assert ctx.state.plan == [{"id": "keep", "content": "kept", "status": "pending"}] and len(events) == 1
 

@@ -16,9 +16,9 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
 
-import litellm  # noqa: E402
+import litellm
 
-from tests.harness.scripted_llm import (  # noqa: E402
+from tests.harness.scripted_llm import (
     EXHAUSTED_TEXT,
     ScriptedLLMServer,
     call,
@@ -49,12 +49,15 @@ async def _stream(server: ScriptedLLMServer, **kwargs: object) -> list:
 
 
 async def test_streamed_text_arrives_in_chunks_with_usage() -> None:
-    with ScriptedLLMServer([text("hello streaming world", chunk_size=5, usage={"prompt_tokens": 11,
-                                                                              "completion_tokens": 4})]) as server:
+    with ScriptedLLMServer(
+        [text("hello streaming world", chunk_size=5, usage={"prompt_tokens": 11, "completion_tokens": 4})]
+    ) as server:
         chunks = await _stream(server)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert pieces == ["hello", " stre", "aming", " worl", "d"]
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
     usage = [c.usage for c in chunks if getattr(c, "usage", None)]
     assert usage[-1].prompt_tokens == 11 and usage[-1].completion_tokens == 4 and usage[-1].total_tokens == 15
     request = server.chat_requests[0]
@@ -72,7 +75,10 @@ async def test_parallel_tool_call_deltas_assemble_into_calls() -> None:
         chunks = await _stream(server)
     # Arguments really arrive split across several deltas.
     argument_deltas = [
-        tc for c in chunks if c.choices and c.choices[0].delta.tool_calls for tc in c.choices[0].delta.tool_calls
+        tc
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+        for tc in c.choices[0].delta.tool_calls
     ]
     assert len(argument_deltas) >= 6
     assembled = litellm.stream_chunk_builder(chunks, messages=MESSAGES)
@@ -87,14 +93,21 @@ async def test_parallel_tool_call_deltas_assemble_into_calls() -> None:
 
 
 async def test_malformed_arguments_are_sent_verbatim() -> None:
-    with ScriptedLLMServer([tool_calls(call("write", '{"path": "a.py", "content": "unterminated'))]) as server:
+    with ScriptedLLMServer(
+        [tool_calls(call("write", '{"path": "a.py", "content": "unterminated'))]
+    ) as server:
         chunks = await _stream(server)
     assembled = litellm.stream_chunk_builder(chunks, messages=MESSAGES)
-    assert assembled.choices[0].message.tool_calls[0].function.arguments == '{"path": "a.py", "content": "unterminated'
+    assert (
+        assembled.choices[0].message.tool_calls[0].function.arguments
+        == '{"path": "a.py", "content": "unterminated'
+    )
 
 
 async def test_non_streaming_completion_has_tool_calls_and_usage() -> None:
-    with ScriptedLLMServer([tool_calls(call("read", {"path": "x.txt"}), call("read", {"path": "y.txt"}))]) as server:
+    with ScriptedLLMServer(
+        [tool_calls(call("read", {"path": "x.txt"}), call("read", {"path": "y.txt"}))]
+    ) as server:
         response = await litellm.acompletion(
             model="openai/scripted", api_base=server.base_url, api_key="x", messages=MESSAGES, max_retries=0
         )
@@ -127,9 +140,8 @@ async def test_rate_limit_carries_retry_after() -> None:
     ],
 )
 async def test_http_faults_map_to_litellm_errors(step, error) -> None:
-    with ScriptedLLMServer([step]) as server:
-        with pytest.raises(error):
-            await _stream(server)
+    with ScriptedLLMServer([step]) as server, pytest.raises(error):
+        await _stream(server)
 
 
 async def test_cut_stream_raises_instead_of_hanging() -> None:
@@ -144,7 +156,7 @@ async def test_cut_stream_raises_instead_of_hanging() -> None:
 async def test_hang_is_cut_short_by_the_client_timeout() -> None:
     with ScriptedLLMServer([hang(30)]) as server:
         started = time.monotonic()
-        with pytest.raises(Exception):
+        with pytest.raises(litellm.Timeout):
             await _stream(server, timeout=0.5)
         assert time.monotonic() - started < 3
     assert time.monotonic() - started < 4  # stop() releases the hanging handler
@@ -169,15 +181,19 @@ async def test_responder_scripts_dynamically_after_steps() -> None:
         server.add(text("added later"))
         second = await _stream(server)
         third = await _stream(server)
-    joined = ["".join(c.choices[0].delta.content or "" for c in r if c.choices) for r in (first, second, third)]
+    joined = [
+        "".join(c.choices[0].delta.content or "" for c in r if c.choices) for r in (first, second, third)
+    ]
     assert joined == ["scripted first", "added later", "dynamic 1"]
     assert seen == [1]
 
 
 def test_models_endpoint_and_sync_use() -> None:
-    with ScriptedLLMServer() as server:
-        with urllib.request.urlopen(server.base_url + "/models", timeout=5) as response:
-            payload = json.load(response)
+    with (
+        ScriptedLLMServer() as server,
+        urllib.request.urlopen(server.base_url + "/models", timeout=5) as response,
+    ):
+        payload = json.load(response)
     assert payload["data"][0]["id"] == "scripted"
     assert server.requests[0].method == "GET"
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 EXHAUSTED_TEXT = "(script exhausted)"
 
@@ -35,17 +35,33 @@ _ERROR_BODIES: dict[int, dict[str, Any]] = {
         "param": "messages",
         "code": "context_length_exceeded",
     },
-    401: {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"},
-    402: {"message": "You have exceeded your monthly included credits.", "type": "billing_error", "code": 402},
+    401: {
+        "message": "Incorrect API key provided.",
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+    },
+    402: {
+        "message": "You have exceeded your monthly included credits.",
+        "type": "billing_error",
+        "code": 402,
+    },
     404: {
         "message": "The model `scripted` does not exist or you do not have access to it.",
         "type": "invalid_request_error",
         "code": "model_not_found",
     },
-    429: {"message": "Rate limit reached: too many requests.", "type": "rate_limit_error", "code": "rate_limit_exceeded"},
+    429: {
+        "message": "Rate limit reached: too many requests.",
+        "type": "rate_limit_error",
+        "code": "rate_limit_exceeded",
+    },
     500: {"message": "Internal server error.", "type": "server_error", "code": "internal_error"},
     502: {"message": "Bad gateway.", "type": "server_error", "code": "bad_gateway"},
-    503: {"message": "Service unavailable: the model is overloaded.", "type": "server_error", "code": "overloaded"},
+    503: {
+        "message": "Service unavailable: the model is overloaded.",
+        "type": "server_error",
+        "code": "overloaded",
+    },
 }
 
 
@@ -240,7 +256,7 @@ class ScriptedLLMServer:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> ScriptedLLMServer:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         """Bind and serve in a daemon thread; returns self."""
         if self._httpd is not None:
             return self
@@ -264,7 +280,7 @@ class ScriptedLLMServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> ScriptedLLMServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -423,7 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
             prompt = _estimate_tokens(request.get("messages", [])) + (
                 _estimate_tokens(request["tools"]) if request.get("tools") else 0
             )
-            completion = _estimate_tokens(step.content + "".join(c.name + c.arguments_text() for c in step.calls))
+            completion = _estimate_tokens(
+                step.content + "".join(c.name + c.arguments_text() for c in step.calls)
+            )
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def _call_ids(self, step: Step, response_id: int) -> list[str]:
@@ -477,7 +495,12 @@ class _Handler(BaseHTTPRequestHandler):
             arguments = c.arguments_text()
             # Split mid-string, as real providers do, so the client must concatenate deltas by index.
             parts = _split(arguments, max(1, len(arguments) // 3 + 1)) if arguments else [""]
-            head = {"index": index, "id": cid, "type": "function", "function": {"name": c.name, "arguments": ""}}
+            head = {
+                "index": index,
+                "id": cid,
+                "type": "function",
+                "function": {"name": c.name, "arguments": ""},
+            }
             delta: dict[str, Any] = {"tool_calls": [head]}
             if not chunks:
                 delta = {"role": "assistant", "content": None, **delta}
@@ -549,16 +572,22 @@ def load_script(path: str) -> list[Step]:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve a script (or echo every prompt) until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.scripted_llm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.scripted_llm", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--script", help="JSON list of steps, e.g. [\"hi\", {\"tool_calls\": [...]}, {\"hang\": 5}]")
+    parser.add_argument(
+        "--script", help='JSON list of steps, e.g. ["hi", {"tool_calls": [...]}, {"hang": 5}]'
+    )
     parser.add_argument("--echo", action="store_true", help="answer every prompt with its own text")
     args = parser.parse_args(argv)
     steps = load_script(args.script) if args.script else []
     server = ScriptedLLMServer(steps, responder=echo_responder if args.echo else None)
     server.start(args.host, args.port)
-    print(f"scripted LLM serving on http://{args.host}:{server.port}/v1 (model id: vllm/scripted)", flush=True)
+    print(
+        f"scripted LLM serving on http://{args.host}:{server.port}/v1 (model id: vllm/scripted)", flush=True
+    )
     try:
         while True:
             time.sleep(3600)

@@ -191,7 +191,9 @@ def apply_edit(
     if mode not in EDIT_MODES:
         raise EditError(f"mode must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
     if old_str == "":
-        raise EditError("old_str is empty. Quote the exact text to change; use write to create or replace a file.")
+        raise EditError(
+            "old_str is empty. Quote the exact text to change; use write to create or replace a file."
+        )
     if old_str == new_str and mode == "replace":
         raise EditError("old_str and new_str are identical, so nothing would change.")
 
@@ -251,7 +253,9 @@ def python_warnings(path: str, content: str) -> list[str]:
         ast.parse(content, filename=path)
     except SyntaxError as exc:
         where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
-        warnings.append(f"Python syntax error at {where}: {exc.msg}. The file was saved; fix it before running.")
+        warnings.append(
+            f"Python syntax error at {where}: {exc.msg}. The file was saved; fix it before running."
+        )
     match = _TRAINING_CONFIGS.search(content)
     if match and "push_to_hub" not in content and "hub_model_id" not in content:
         warnings.append(

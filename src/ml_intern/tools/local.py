@@ -330,7 +330,9 @@ async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Setti
             timed_out = True
             await _stop_group(process, reader)
         try:
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_EXIT_S if not timed_out else KILL_GRACE_S)
+            await asyncio.wait_for(
+                asyncio.shield(reader), DRAIN_AFTER_EXIT_S if not timed_out else KILL_GRACE_S
+            )
         except TimeoutError:
             pipe_left_open = True
     except asyncio.CancelledError:
@@ -387,7 +389,9 @@ def _read_file(path: Path, offset: int, limit: int) -> str:
         shown = [entry.name + ("/" if entry.is_dir() else "") for entry in entries[:20]]
         more = f", ... ({len(entries) - 20} more)" if len(entries) > 20 else ""
         return_text = ", ".join(shown) + more if shown else "(empty)"
-        raise ToolError(f"{path} is a directory, not a file. It contains: {return_text}. Read a file inside it.")
+        raise ToolError(
+            f"{path} is a directory, not a file. It contains: {return_text}. Read a file inside it."
+        )
     size = path.stat().st_size
     with open(path, "rb") as handle:
         if b"\0" in handle.read(8192):
@@ -526,7 +530,7 @@ async def _edit(arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
     path = resolve_path(arguments.get("path", ""), ctx)
     if path.exists():
         _must_have_read(path, ctx, "editing")
-    old, new, outcome = await asyncio.to_thread(_plan_edit, path, arguments)
+    _, new, outcome = await asyncio.to_thread(_plan_edit, path, arguments)
     ctx.state.record_file_change(path)
     try:
         await asyncio.to_thread(_atomic_write, path, new)
@@ -581,8 +585,14 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
                 "type": "object",
                 "properties": {
                     "command": {"type": "string", "description": "Shell command to run."},
-                    "description": {"type": "string", "description": "A few words on what it does, for the user."},
-                    "work_dir": {"type": "string", "description": "Directory to run in (default: project root)."},
+                    "description": {
+                        "type": "string",
+                        "description": "A few words on what it does, for the user.",
+                    },
+                    "work_dir": {
+                        "type": "string",
+                        "description": "Directory to run in (default: project root).",
+                    },
                     "timeout": {
                         "type": "integer",
                         "description": f"Seconds before it is killed (default {settings.bash_timeout_s}, "
@@ -602,9 +612,15 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
             parameters={
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "File path, absolute or relative to the project."},
+                    "path": {
+                        "type": "string",
+                        "description": "File path, absolute or relative to the project.",
+                    },
                     "offset": {"type": "integer", "description": "First line to show (1-based)."},
-                    "limit": {"type": "integer", "description": f"Lines to show (default {DEFAULT_READ_LINES})."},
+                    "limit": {
+                        "type": "integer",
+                        "description": f"Lines to show (default {DEFAULT_READ_LINES}).",
+                    },
                 },
                 "required": ["path"],
             },
@@ -620,7 +636,10 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
             parameters={
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string", "description": "File path, absolute or relative to the project."},
+                    "path": {
+                        "type": "string",
+                        "description": "File path, absolute or relative to the project.",
+                    },
                     "content": {"type": "string", "description": "The complete new file content."},
                 },
                 "required": ["path", "content"],

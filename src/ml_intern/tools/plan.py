@@ -59,7 +59,9 @@ def validate_todos(todos: Any) -> list[dict[str, str]]:
         items.append({"id": item_id, "content": str(content).strip(), "status": str(status)})
     if problems:
         raise ToolError(
-            "the plan was not updated: " + ". ".join(problems) + ". Call plan_tool again with the full, corrected list."
+            "the plan was not updated: "
+            + ". ".join(problems)
+            + ". Call plan_tool again with the full, corrected list."
         )
     return items
 
