@@ -376,7 +376,7 @@ async def web_fetch(arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
     note = ""
     if total > max_chars:
         text = text[:max_chars].rstrip()
-        note = f"\n\n[truncated: showing {max_chars} of {total} characters (max_chars limit {MAX_FETCH_CHARS})]"
+        note = f"\n\n[truncated: showing {max_chars} of {total} characters; max_chars ≤ {MAX_FETCH_CHARS}]"
     title_line = f"Title: {title}\n" if title else ""
     output = f"{header}\n{title_line}\n{text or '(no readable text)'}{note}"
     return ToolResult(output, data={"url": final_url, "title": title, "chars": total})
