@@ -194,6 +194,13 @@ async def test_bash_long_output_keeps_head_and_tail_and_spills_the_rest(h: Harne
     assert len(head) < len(tail)  # the end (where errors are) gets most of the budget
 
 
+async def test_bash_keeps_every_byte_of_a_fast_flood(h: Harness) -> None:
+    result = await h.call("bash", command="seq 1 400000")
+    assert result.success and result.output.endswith("399999\n400000") and "background" not in result.output
+    spill = Path(result.data["full_output_path"]).read_text().split("\n")
+    assert spill[0] == "1" and spill[-2] == "400000" and len(spill) == 400001
+
+
 async def test_bash_collapses_progress_bar_redraws(h: Harness) -> None:
     result = await h.call("bash", command="printf '10%%\\r50%%\\r100%%\\ndone\\n'")
     assert result.output == "100%\ndone"

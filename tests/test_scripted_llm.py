@@ -21,9 +21,11 @@ import litellm
 from tests.harness.scripted_llm import (
     EXHAUSTED_TEXT,
     ScriptedLLMServer,
+    Step,
     call,
     context_length_exceeded,
     cut_stream,
+    echo_responder,
     hang,
     http_error,
     text,
@@ -186,6 +188,46 @@ async def test_responder_scripts_dynamically_after_steps() -> None:
     ]
     assert joined == ["scripted first", "added later", "dynamic 1"]
     assert seen == [1]
+
+
+async def test_delays_pace_the_stream() -> None:
+    with ScriptedLLMServer([text("abcdef", chunk_size=2, delay_s=0.2, chunk_delay_s=0.1)]) as server:
+        started = time.monotonic()
+        response = await litellm.acompletion(
+            model="openai/scripted",
+            api_base=server.base_url,
+            api_key="x",
+            messages=MESSAGES,
+            stream=True,
+            max_retries=0,
+        )
+        arrivals = [
+            time.monotonic() - started async for c in response if c.choices and c.choices[0].delta.content
+        ]
+    assert len(arrivals) == 3 and arrivals[0] >= 0.2 and arrivals[-1] - arrivals[0] >= 0.18
+
+
+def test_script_entries_from_json() -> None:
+    steps = [
+        Step.from_json(item)
+        for item in [
+            "plain",
+            {"text": "hi", "chunk_size": 1, "finish_reason": "length"},
+            {"tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}], "content": "running"},
+            {"http_error": 429, "headers": {"Retry-After": "2"}},
+            {"cut_stream": 3},
+            {"hang": 1.5},
+        ]
+    ]
+    assert [step.kind for step in steps] == ["text", "text", "tool_calls", "http_error", "cut_stream", "hang"]
+    assert steps[1].finish_reason == "length" and steps[2].calls[0].arguments_text() == '{"command": "ls"}'
+    assert (
+        steps[3].headers == {"Retry-After": "2"} and steps[3].body["error"]["code"] == "rate_limit_exceeded"
+    )
+    assert steps[4].after_chunks == 3 and steps[5].seconds == 1.5
+    with pytest.raises(ValueError):
+        Step.from_json({"nonsense": 1})
+    assert echo_responder({"messages": [{"role": "user", "content": "ping"}]}).content == "echo: ping"
 
 
 def test_models_endpoint_and_sync_use() -> None:

@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -40,6 +41,7 @@ LOG_INTERVAL_S = 0.1  # at most ~10 tool_log events per second
 MAX_LOG_CHARS = 4000  # per tool_log event; a flood keeps its newest lines
 KILL_GRACE_S = 0.5
 DRAIN_AFTER_EXIT_S = 0.3  # background jobs may keep the pipe open after the shell exits
+MAX_DRAIN_S = 5.0
 MAX_PARTIAL_LINE = 64_000
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -241,6 +243,20 @@ async def _stop_group(process: asyncio.subprocess.Process, reader: asyncio.Task[
         await asyncio.wait_for(_wait_exit(process, reader), KILL_GRACE_S)
 
 
+async def _drain(reader: asyncio.Task[None], bytes_read: Callable[[], int], timed_out: bool) -> bool:
+    """Let the reader finish what the shell left in the pipe; False if something else keeps it open."""
+    deadline = time.monotonic() + (KILL_GRACE_S if timed_out else MAX_DRAIN_S)
+    while time.monotonic() < deadline:
+        before = bytes_read()
+        done, _ = await asyncio.wait({reader}, timeout=DRAIN_AFTER_EXIT_S)
+        if done:
+            reader.result()
+            return True
+        if bytes_read() == before:
+            return False  # idle: a background job holds the pipe without writing
+    return False
+
+
 async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Settings) -> ToolResult:
     command = arguments.get("command")
     if not isinstance(command, str) or not command.strip():
@@ -270,6 +286,7 @@ async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Setti
     output = _Output()
     pending_log: list[str] = []
     pending_chars = 0
+    bytes_read = 0
 
     def flush_log() -> None:
         nonlocal pending_chars
@@ -296,12 +313,13 @@ async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Setti
             flush_log()
 
     async def read_output() -> None:
-        nonlocal pending_chars
+        nonlocal pending_chars, bytes_read
         assert process.stdout is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         partial = ""
         while True:
             data = await process.stdout.read(65536)
+            bytes_read += len(data)
             text = decoder.decode(data, final=not data)
             partial += text
             if data:
@@ -329,12 +347,7 @@ async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Setti
         except TimeoutError:
             timed_out = True
             await _stop_group(process, reader)
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(reader), DRAIN_AFTER_EXIT_S if not timed_out else KILL_GRACE_S
-            )
-        except TimeoutError:
-            pipe_left_open = True
+        pipe_left_open = not await _drain(reader, lambda: bytes_read, timed_out)
     except asyncio.CancelledError:
         _signal_group(process.pid, signal.SIGKILL)  # user interrupt: no grace period
         raise
