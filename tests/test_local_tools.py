@@ -457,6 +457,15 @@ async def test_edit_keeps_windows_line_endings(h: Harness) -> None:
     assert target.read_bytes() == b"one\r\n2\r\nthree\r\n"
 
 
+async def test_edit_refuses_non_utf8_files_instead_of_corrupting_them(h: Harness) -> None:
+    target = h.workdir / "latin.txt"
+    target.write_bytes("caf\u00e9 = 1\n".encode("latin-1"))
+    await h.call("read", path="latin.txt")
+    refused = await h.routed("edit", path="latin.txt", old_str="= 1", new_str="= 2")
+    assert not refused.success and "not UTF-8" in refused.output
+    assert target.read_bytes() == "caf\u00e9 = 1\n".encode("latin-1")
+
+
 async def test_edit_warns_on_broken_python(h: Harness) -> None:
     await _prepared(h, "p.py", "def f():\n    return 1\n")
     result = await h.call("edit", path="p.py", old_str="    return 1", new_str="    return (1")

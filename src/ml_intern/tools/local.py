@@ -130,7 +130,13 @@ def _read_text(path: Path) -> str | None:
         raise ToolError(f"{path} is a directory, not a file.") from None
     if b"\0" in data[:8192]:
         raise ToolError(f"{path} is a binary file ({len(data):,} bytes); it cannot be edited as text.")
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ToolError(
+            f"{path} is not UTF-8 text (bad byte at offset {exc.start}); editing it here could corrupt it. "
+            "Convert it first (e.g. with iconv in bash)."
+        ) from None
 
 
 def _similar_names(path: Path) -> str:
