@@ -52,24 +52,40 @@ class DoomLoopGuard:
 
     def __init__(self) -> None:
         self.history: list[CallSignature] = []
-        # Index in history up to which a finding was already reported; a new streak must start after it.
-        self._reported_until = 0
+        # Calls before this index belong to streaks already reported or broken; new streaks start after it.
+        self._window_start = 0
+        # The reported pattern while the model keeps following it, and the position expected next.
+        self._active: tuple[tuple[CallSignature, ...], int] | None = None
 
     def reset(self) -> None:
         """Forget everything (new user turn)."""
         self.history.clear()
-        self._reported_until = 0
+        self._window_start = 0
+        self._active = None
 
     def record(self, sig: CallSignature) -> None:
-        """Add a finished call."""
+        """Add a finished call; a call that breaks a reported pattern ends its streak."""
         self.history.append(sig)
+        if self._active is not None:
+            pattern, position = self._active
+            if sig == pattern[position % len(pattern)]:
+                self._active = (pattern, position + 1)
+            else:
+                self._active = None
+                self._window_start = len(self.history) - 1
 
     def check(self) -> LoopFinding | None:
-        """Return a finding for a streak not reported before, or None."""
-        tail = self.history[self._reported_until :]
-        finding = self._identical(tail) or self._cycle(tail)
+        """Return a finding for a new streak, or None (a reported streak that continues stays quiet)."""
+        if self._active is not None:
+            return None
+        tail = self.history[self._window_start :]
+        finding = self._identical(tail)
         if finding is not None:
-            self._reported_until = len(self.history)
+            self._active = ((tail[-1],), 0)
+            return finding
+        finding, block = self._cycle(tail)
+        if finding is not None:
+            self._active = (tuple(block), 0)
         return finding
 
     def _identical(self, tail: list[CallSignature]) -> LoopFinding | None:
@@ -88,12 +104,12 @@ class DoomLoopGuard:
             )
         return None
 
-    def _cycle(self, tail: list[CallSignature]) -> LoopFinding | None:
+    def _cycle(self, tail: list[CallSignature]) -> tuple[LoopFinding | None, list[CallSignature]]:
         for length in range(2, self.MAX_CYCLE + 1):
             if len(tail) < 2 * length:
                 break
             block = tail[-length:]
-            if tail[-2 * length : -length] == block and len({s for s in block}) > 1:
+            if tail[-2 * length : -length] == block and len(set(block)) > 1:
                 names = [s.name for s in block]
                 return LoopFinding(
                     "cycle",
@@ -102,5 +118,5 @@ class DoomLoopGuard:
                     + " -> ".join(names)
                     + ") with the same results. Break the cycle: change approach, inspect the state differently, "
                     "or tell the user what you are stuck on.",
-                )
-        return None
+                ), block
+        return None, []

@@ -89,7 +89,7 @@ class SessionStore:
 
     def write_message(self, record: dict[str, Any]) -> None:
         """Record one history message (with its kind and turn)."""
-        self.append("message", record)
+        self.append("message", {"record": record})
 
     def write_event(self, event: dict[str, Any]) -> None:
         """Record one event unless it is a stream chunk."""
@@ -148,8 +148,8 @@ def load_session(path: Path) -> LoadedSession:
             loaded.model = info.model
             if item.get("approval_rules") is not None:
                 loaded.approval_rules = item["approval_rules"]
-        elif kind == "message":
-            records.append({k: item[k] for k in ("message", "kind", "turn", "ts") if k in item})
+        elif kind == "message" and isinstance(item.get("record"), dict):
+            records.append(item["record"])
         elif kind == "history":
             records = list(item.get("records", []))
         elif kind == "event":
