@@ -257,6 +257,11 @@ async def test_stdio_server_killed_mid_session_then_reconnected() -> None:
         assert manager.status()[0].state == "connected"
         second_pid = int((await manager.call_tool("demo", "pid", {})).output)
         assert second_pid != first_pid
+        status = await manager.reconnect("demo")
+        assert status.state == "connected"
+        third_pid = int((await manager.call_tool("demo", "pid", {})).output)
+        assert third_pid != second_pid
+        second_pid = third_pid
         # A server that dies while idle is restarted transparently before the next call.
         os.kill(second_pid, 9)
         await asyncio.sleep(0.3)

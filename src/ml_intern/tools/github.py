@@ -476,8 +476,8 @@ def _window(text: str, what: str, line_start: Any, line_end: Any) -> str:
 _FIND_EXAMPLES = ToolSpec(
     name="github_find_examples",
     description=(
-        "Find example scripts/notebooks in a GitHub repo (examples/, scripts/, notebooks/...), "
-        "ranked by fuzzy match on keyword. Use before writing training code to copy current patterns."
+        "Find example scripts/notebooks in a GitHub repo, ranked by fuzzy keyword match. "
+        "Use before writing training code to copy current patterns."
     ),
     parameters={
         "type": "object",

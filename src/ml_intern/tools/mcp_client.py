@@ -207,7 +207,7 @@ class _Connection:
                 await asyncio.wait_for(asyncio.shield(ready), self.config.connect_timeout_s)
             except TimeoutError:
                 await self._stop_task()
-                self._fail(f"no answer within {self.config.connect_timeout_s:g} s")
+                self.mark_failed(f"no answer within {self.config.connect_timeout_s:g} s")
                 raise ConnectionError(self.error) from None
             except asyncio.CancelledError:
                 await self._stop_task()
@@ -215,7 +215,7 @@ class _Connection:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not raised
                 await self._stop_task()
-                self._fail(describe_exception(exc))
+                self.mark_failed(describe_exception(exc))
                 raise ConnectionError(self.error) from None
             finally:
                 if ready.done() and not ready.cancelled():
@@ -247,7 +247,7 @@ class _Connection:
             if not ready.done():
                 ready.set_exception(exc)
             elif not stop.is_set():
-                self._fail(f"connection lost: {describe_exception(exc)}")
+                self.mark_failed(f"connection lost: {describe_exception(exc)}")
         finally:
             self.session = None
             errlog.close()
@@ -274,7 +274,7 @@ class _Connection:
             return sse_client(config.url, headers=config.headers or None, timeout=config.connect_timeout_s)
         return _streamable_http(config.url, config.headers, config.connect_timeout_s)
 
-    def _fail(self, error: str) -> None:
+    def mark_failed(self, error: str) -> None:
         self.state, self.error = "failed", error
 
     async def _stop_task(self) -> None:
@@ -390,6 +390,16 @@ class MCPManager:
             return
         self._notice(f"MCP server '{conn.name}' connected ({len(conn.tools)} tools)")
 
+    async def reconnect(self, name: str) -> ServerStatus:
+        """Restart one server's session now (for `/mcp reconnect NAME`); failures show in the status."""
+        conn = self._connections.get(name)
+        if conn is None:
+            raise KeyError(name)
+        if conn.config is not None:
+            await conn.close()
+        await self._connect_and_report(conn)
+        return conn.status()
+
     def _notice(self, text: str) -> None:
         if self._emit is None:
             return
@@ -487,7 +497,7 @@ class MCPManager:
         )
 
     def _lost(self, conn: _Connection, exc: BaseException) -> ToolResult:
-        conn._fail(f"connection lost: {describe_exception(exc)}")
+        conn.mark_failed(f"connection lost: {describe_exception(exc)}")
         self._notice(f"MCP server '{conn.name}' disconnected: {conn.error}")
         return ToolResult(
             f"ERROR: lost the connection to MCP server '{conn.name}' during the call "
