@@ -229,6 +229,32 @@ async def test_bad_configs_are_reported_and_others_keep_working() -> None:
         await manager.aclose()
 
 
+async def test_silent_server_times_out_without_holding_up_the_others(tmp_path: Path) -> None:
+    marker = tmp_path / "silent.pid"
+    silent = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    manager = MCPManager(
+        {
+            "silent": {"command": sys.executable, "args": ["-c", silent], "connect_timeout": 1},
+            "demo": _stdio_demo(),
+        }
+    )
+    try:
+        started = time.monotonic()
+        statuses = {s.name: s for s in await manager.start()}
+        assert time.monotonic() - started < 8
+        assert statuses["silent"].state == "failed" and "no answer within 1 s" in (
+            statuses["silent"].error or ""
+        )
+        assert statuses["demo"].state == "connected"
+    finally:
+        await manager.aclose()
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        await asyncio.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
 async def test_stdio_server_stderr_goes_to_log_file(
     _state_dir: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

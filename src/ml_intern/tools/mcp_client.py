@@ -206,7 +206,7 @@ class _Connection:
             try:
                 await asyncio.wait_for(asyncio.shield(ready), self.config.connect_timeout_s)
             except TimeoutError:
-                await self._stop_task()
+                await self._stop_task(cancel=True)
                 self.mark_failed(f"no answer within {self.config.connect_timeout_s:g} s")
                 raise ConnectionError(self.error) from None
             except asyncio.CancelledError:
@@ -277,7 +277,7 @@ class _Connection:
     def mark_failed(self, error: str) -> None:
         self.state, self.error = "failed", error
 
-    async def _stop_task(self) -> None:
+    async def _stop_task(self, *, cancel: bool = False) -> None:
         task, stop = self._task, self._stop
         self._task = self._stop = None
         self.session = None
@@ -285,6 +285,8 @@ class _Connection:
             return
         if stop is not None:
             stop.set()
+        if cancel:  # still starting up: nothing waits on `stop` yet
+            task.cancel()
         # asyncio.wait never raises the task's outcome; _run records failures itself.
         done, _ = await asyncio.wait({task}, timeout=5.0)
         if not done:
