@@ -1,6 +1,6 @@
 """MCPManager against real MCP servers: mcp-server-time, a small SDK server (stdio, HTTP), server-everything.
 
-Run this file as a script to serve the small test server: `python tests/test_mcp_client.py stdio|http [PORT]`.
+Run this file as a script to serve the small test server: `python tests/test_mcp_client.py stdio|http|sse [PORT]`.
 """
 
 import asyncio
@@ -104,6 +104,8 @@ def serve(transport: str, port: int = 0) -> None:
 
     if transport == "stdio":
         server.run("stdio")
+    elif transport == "sse":
+        server.run("sse", host="127.0.0.1", port=port)
     else:
         server.run("streamable-http", host="127.0.0.1", port=port)
 
@@ -306,6 +308,19 @@ async def test_http_server_listed_called_and_reconnected(http_demo: tuple[str, i
         assert (await manager.call_tool("web", "echo", {"text": "over http"})).output == "over http"
     finally:
         await manager.aclose()
+
+
+async def test_sse_server_listed_and_called() -> None:
+    port = _free_port()
+    proc = _start([sys.executable, str(HERE), "sse", str(port)], port)
+    manager = MCPManager({"legacy": {"url": f"http://127.0.0.1:{port}/sse", "transport": "sse"}})
+    try:
+        [status] = await manager.start()
+        assert status.state == "connected" and status.transport == "sse", status.error
+        assert (await manager.call_tool("legacy", "echo", {"text": "over sse"})).output == "over sse"
+    finally:
+        await manager.aclose()
+        _stop(proc)
 
 
 async def test_http_server_restarted_mid_session() -> None:
