@@ -64,6 +64,7 @@ class Agent:
         self._tools_given = tools is not None
         self._llm = llm
         self.services: dict[str, Any] = dict(services or {})
+        self.services.setdefault("agent", self)
         self.session_id = session_id or new_session_id()
         self.store = SessionStore(self.session_id, enabled=settings.save_sessions)
         self.history = History("")
