@@ -36,14 +36,11 @@ _INDEX_TTL_S = 3600
 _GLIMPSE = 200
 _GRADIO_LLMS = "https://www.gradio.app/llms.txt"
 
-EXPLORE_DESCRIPTION = (
-    "List or search a Hugging Face documentation section. Without query: its pages; with query: best-matching "
-    "pages with short glimpses. Then read one with fetch_hf_docs."
-)
+EXPLORE_DESCRIPTION = "List a Hugging Face docs section, or search it with `query`; read pages with fetch_hf_docs."
 EXPLORE_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "endpoint": {"type": "string", "enum": DOC_ENDPOINTS, "description": "docs section"},
+        "endpoint": {"type": "string", "enum": DOC_ENDPOINTS},
         "query": {"type": "string"},
         "max_results": {"type": "integer", "description": "default 20, max 50"},
     },

@@ -46,34 +46,35 @@ _DEFAULT_ENV = {
 }
 
 DESCRIPTION = (
-    "Hugging Face Jobs (cloud compute, billed per minute). `run` starts a job (Python `script` + `dependencies` "
-    "via uv, or Docker `image` + `command`), returns once it runs and keeps following it in the background; "
-    "check with logs/inspect, stop with cancel. Push results to the Hub: job storage is lost at the end. "
-    "Pick the smallest hardware that fits; timeout kills the job."
+    "Hugging Face Jobs (paid cloud compute). run: Python `script`+`dependencies` (uv) or Docker `image`+`command`; "
+    "returns once running, then followed in the background (logs/inspect to check, cancel to stop). "
+    "Job disks are wiped: push results to the Hub."
 )
 
+_STR: dict[str, Any] = {"type": "string"}
+_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "operation": {"type": "string", "enum": OPERATIONS},
-        "script": {"type": "string", "description": "Python code, a .py path in the workdir, or a URL"},
-        "script_args": {"type": "array", "items": {"type": "string"}},
-        "dependencies": {"type": "array", "items": {"type": "string"}, "description": "pip specs for uv"},
-        "python": {"type": "string", "description": "Python version for uv, e.g. 3.12"},
-        "image": {"type": "string", "description": "Docker image (Docker mode)"},
-        "command": {"type": "array", "items": {"type": "string"}},
-        "hardware_flavor": {"type": "string", "description": "cpu-basic (default), t4-small, a10g-large, a100-large, h200..."},
-        "timeout": {"type": "string", "description": "e.g. 30m (default), 2h"},
-        "env": {"type": "object", "description": "environment variables"},
-        "secrets": {"type": "object", "description": "secret env vars; HF_TOKEN is added"},
-        "namespace": {"type": "string", "description": "user or org to bill (default: you)"},
-        "job_id": {"type": "string"},
-        "scheduled_job_id": {"type": "string"},
-        "schedule": {"type": "string", "description": "cron or @hourly/@daily/@weekly/@monthly"},
-        "all": {"type": "boolean", "description": "ps: include finished jobs"},
-        "wait_s": {"type": "number", "description": "run: seconds to wait for first logs (default 20)"},
-        "trackio_space_id": {"type": "string"},
-        "trackio_project": {"type": "string"},
+        "script": {"type": "string", "description": "code, workdir .py path, or URL"},
+        "script_args": _LIST,
+        "dependencies": _LIST,
+        "python": _STR,
+        "image": _STR,
+        "command": _LIST,
+        "hardware_flavor": {"type": "string", "description": "default cpu-basic; t4-small, a10g-large, a100-large..."},
+        "timeout": {"type": "string", "description": "default 30m"},
+        "env": {"type": "object"},
+        "secrets": {"type": "object"},
+        "namespace": {"type": "string", "description": "user/org billed"},
+        "job_id": _STR,
+        "scheduled_job_id": _STR,
+        "schedule": {"type": "string", "description": "cron or @hourly/@daily..."},
+        "all": {"type": "boolean", "description": "ps: include finished"},
+        "wait_s": {"type": "number", "description": "run: max wait, default 20"},
+        "trackio_space_id": _STR,
+        "trackio_project": _STR,
     },
     "required": ["operation"],
 }

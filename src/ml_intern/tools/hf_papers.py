@@ -40,26 +40,26 @@ _CACHE_SIZE = 500
 _S2_FIELDS = "title,year,citationCount,externalIds,authors,venue"
 
 DESCRIPTION = (
-    "Papers: trending (daily papers), search, paper_details, read_paper (arXiv sections; omit section to list them), "
-    "find_datasets/find_models/find_collections/find_all_resources linked to an arXiv id, and via Semantic Scholar "
-    "citation_graph, snippet_search (passages), recommend."
+    "Papers: trending, search, paper_details, read_paper (no section: list sections), find_datasets/models/"
+    "collections/all_resources for an arXiv id; citation_graph, snippet_search, recommend via Semantic Scholar."
 )
+_STR: dict[str, Any] = {"type": "string"}
 PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "operation": {"type": "string", "enum": OPERATIONS},
-        "query": {"type": "string"},
-        "arxiv_id": {"type": "string", "description": "e.g. 2305.18290"},
-        "section": {"type": "string", "description": "read_paper: section title or number"},
+        "query": _STR,
+        "arxiv_id": _STR,
+        "section": {"type": "string", "description": "title or number"},
         "direction": {"type": "string", "enum": ["citations", "references", "both"]},
-        "date": {"type": "string", "description": "trending: YYYY-MM-DD"},
-        "date_from": {"type": "string"},
-        "date_to": {"type": "string"},
-        "categories": {"type": "string", "description": "S2 fields of study, comma-separated"},
+        "date": {"type": "string", "description": "YYYY-MM-DD"},
+        "date_from": _STR,
+        "date_to": _STR,
+        "categories": _STR,
         "min_citations": {"type": "integer"},
         "sort_by": {"type": "string", "enum": ["relevance", "citationCount", "publicationDate"]},
-        "positive_ids": {"type": "array", "items": {"type": "string"}},
-        "negative_ids": {"type": "array", "items": {"type": "string"}},
+        "positive_ids": {"type": "array", "items": _STR},
+        "negative_ids": {"type": "array", "items": _STR},
         "sort": {"type": "string", "enum": ["downloads", "likes", "trending"]},
         "limit": {"type": "integer", "description": "default 10, max 50"},
     },

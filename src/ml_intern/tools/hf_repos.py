@@ -16,19 +16,19 @@ _MAX_LIST = 500
 REPO_TYPES = ["model", "dataset", "space"]
 
 FILES_DESCRIPTION = (
-    "Files in Hub repos (models, datasets, Spaces): list, read (text ≤ 50k chars), upload text content to a path, "
-    "delete paths/patterns. Uploads and deletes publish immediately (or open a PR with create_pr)."
+    "Files in Hub model/dataset/Space repos: list, read (text, 50k chars max), upload text `content` to `path`, "
+    "delete `patterns`. Uploads/deletes publish at once unless create_pr."
 )
 FILES_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "operation": {"type": "string", "enum": ["list", "read", "upload", "delete"]},
-        "repo_id": {"type": "string", "description": "owner/name"},
+        "repo_id": {"type": "string"},
         "repo_type": {"type": "string", "enum": REPO_TYPES},
-        "revision": {"type": "string", "description": "branch, tag or commit (default main)"},
-        "path": {"type": "string", "description": "file path; list: folder"},
-        "content": {"type": "string", "description": "upload: file text"},
-        "patterns": {"type": "array", "items": {"type": "string"}, "description": "delete: paths or globs"},
+        "revision": {"type": "string", "description": "default main"},
+        "path": {"type": "string"},
+        "content": {"type": "string"},
+        "patterns": {"type": "array", "items": {"type": "string"}, "description": "paths or globs"},
         "create_pr": {"type": "boolean"},
         "commit_message": {"type": "string"},
     },
@@ -51,25 +51,23 @@ GIT_OPERATIONS = [
     "create_repo",
     "update_repo",
 ]
-GIT_DESCRIPTION = (
-    "Git-level Hub repo operations: branches, tags, pull requests (create/list/get/merge/close/comment/status), "
-    "create_repo (private by default) and update_repo (private, gated)."
-)
+GIT_DESCRIPTION = "Hub repo branches, tags, pull requests, create_repo (private by default), update_repo (private/gated)."
+_STR: dict[str, Any] = {"type": "string"}
 GIT_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "operation": {"type": "string", "enum": GIT_OPERATIONS},
-        "repo_id": {"type": "string"},
+        "repo_id": _STR,
         "repo_type": {"type": "string", "enum": REPO_TYPES},
-        "branch": {"type": "string"},
-        "from_rev": {"type": "string", "description": "create_branch: start point"},
-        "tag": {"type": "string"},
-        "revision": {"type": "string", "description": "create_tag: what to tag"},
-        "tag_message": {"type": "string"},
-        "title": {"type": "string"},
-        "description": {"type": "string"},
+        "branch": _STR,
+        "from_rev": _STR,
+        "tag": _STR,
+        "revision": _STR,
+        "tag_message": _STR,
+        "title": _STR,
+        "description": _STR,
         "pr_num": {"type": "integer"},
-        "comment": {"type": "string"},
+        "comment": _STR,
         "status": {"type": "string", "enum": ["open", "closed", "all"]},
         "new_status": {"type": "string", "enum": ["open", "closed"]},
         "private": {"type": "boolean"},
