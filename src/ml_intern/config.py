@@ -69,7 +69,8 @@ class Settings(BaseModel):
     model_name: str = DEFAULT_MODEL
     """litellm model id, Hugging Face router id, or a local prefix (`ollama/`, `vllm/`, `lm_studio/`, `llamacpp/`)."""
     mcpServers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """MCP servers by name: stdio (`command`, `args`, `env`) or http (`url`, `headers`)."""
+    """MCP servers by name: stdio (`command`, `args`, `env`, `cwd`) or http (`url`, `headers`, `transport`:
+    http | streamable-http | sse); optional `timeout` (per call, s) and `connect_timeout` (s)."""
     max_iterations: int = 300
     """LLM calls allowed per user turn; -1 for unlimited."""
     approval_mode: Literal["ask", "auto", "yolo"] = "ask"
@@ -215,12 +216,16 @@ def load_settings(
         if value is not None:
             data[key] = value
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+    from ml_intern.core.notifications import apply_slack_env_defaults
+
+    settings.messaging = apply_slack_env_defaults(settings.messaging, environ)
+    return settings
 
 
 def save_user_settings(changes: dict[str, Any]) -> Path:

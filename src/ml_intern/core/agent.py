@@ -95,6 +95,8 @@ class Agent:
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._mcp_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,7 +132,12 @@ class Agent:
             from ml_intern.core.llm import load_litellm
 
             await asyncio.to_thread(load_litellm)
-        await self._start_mcp()
+        if self.settings.mcpServers and "mcp" not in self.services:
+            self._mcp_task = asyncio.create_task(self._start_mcp(), name="ml-intern-mcp")
+        if self.settings.messaging.enabled and "notification_gateway" not in self.services:
+            from ml_intern.core.notifications import NotificationGateway
+
+            self.services["notification_gateway"] = NotificationGateway(self.settings.messaging.destinations)
         if not self.context_window:
             self.context_window = await asyncio.to_thread(
                 context_window_for, self.settings.model_name, self.settings.context_window
@@ -149,22 +156,30 @@ class Agent:
         self._loop_task = asyncio.create_task(self._submission_loop(), name="ml-intern-agent")
 
     async def _start_mcp(self) -> None:
-        """Connect configured MCP servers and register their tools; a failing server never stops start-up."""
-        if not self.settings.mcpServers or "mcp" in self.services:
-            return
-        try:
-            from ml_intern.tools.mcp_client import MCPManager
-        except ImportError:
-            return
+        """Connect configured MCP servers and register their tools; a failing server never stops the agent."""
+        from ml_intern.tools.mcp_client import MCPManager
+
         manager = MCPManager(self.settings.mcpServers, emit=self.emit)
         self.services["mcp"] = manager
         try:
             await manager.start()
         except Exception as exc:
-            self.emit(ev.Error(error=f"MCP servers failed to start: {exc}", kind="mcp"))
+            self.emit(ev.ToolLog(tool="system", log=f"MCP servers failed to start: {type(exc).__name__}: {exc}"))
             return
         for spec in manager.tool_specs():
             self.router.register(spec)
+        self.tools_changed()
+        self.history.set_system_prompt(self._system_prompt())
+
+    async def mcp_ready(self, timeout: float = 60.0) -> None:
+        """Wait (bounded) until MCP servers finished connecting, so the first turn sees their tools."""
+        task = self._mcp_task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            self.emit(ev.ToolLog(tool="system", log="MCP servers are still connecting; continuing without them."))
 
     def _system_prompt(self) -> str:
         return render_system_prompt(
@@ -186,7 +201,9 @@ class Agent:
             self.settings.approval_mode = operation.mode
             self.emit(ev.ApprovalModeChanged(mode=operation.mode))
         elif isinstance(operation, ops.SetModel):
-            self._set_model(operation.model)
+            task = asyncio.get_running_loop().create_task(self._switch_model(operation.model))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         else:
             self._idle.clear()
             self._ops.put_nowait(operation)
@@ -222,7 +239,11 @@ class Agent:
         if self._closed:
             return
         self._closed = True
-        for name in ("jobs", "mcp"):
+        if self._mcp_task is not None and not self._mcp_task.done():
+            self._mcp_task.cancel()
+        for task in list(self._background):
+            task.cancel()
+        for name in ("jobs", "mcp", "notification_gateway"):
             service = self.services.get(name)
             closer = getattr(service, "aclose", None)
             if closer is not None:
@@ -240,8 +261,17 @@ class Agent:
         self._seq += 1
         event.seq = self._seq
         self._events.put_nowait(event)
-        if event.type != "assistant_chunk":
-            self.store.write_event(event.to_json_dict())
+        if event.type == "assistant_chunk":
+            return
+        self.store.write_event(event.to_json_dict())
+        if event.type in _AUTO_NOTIFY_TYPES and "notification_gateway" in self.services:
+            from ml_intern.core.notifications import build_auto_notifications
+
+            notifications = build_auto_notifications(
+                event, self.settings.messaging, session_id=self.session_id, model=self.settings.model_name
+            )
+            if notifications:
+                self.services["notification_gateway"].submit(notifications)
 
     def _on_retry(self, attempt: int, delay: float, reason: str) -> None:
         self.emit(ev.Retrying(attempt=attempt, delay_s=round(delay, 2), reason=reason))
@@ -419,6 +449,7 @@ class Agent:
             if self.terminated:
                 self.emit(ev.Error(error="This session was terminated; use /new to start a fresh one.", kind="terminated"))
                 return
+            await self.mcp_ready()
             self._turn_task = asyncio.create_task(self._turn(operation.text), name="ml-intern-turn")
             await asyncio.wait({self._turn_task})
         elif isinstance(operation, ops.Undo):
@@ -477,11 +508,32 @@ class Agent:
         if unknown and not self._pending:
             self.emit(ev.Error(error="No pending approval matches " + ", ".join(unknown), kind="approval"))
 
-    def _set_model(self, model: str) -> None:
+    async def _switch_model(self, model: str) -> None:
+        """Validate a model id, ping local servers with a one-token request, then switch."""
+        model = model.strip()
         problem = validate_model_id(model)
         if problem:
             self.emit(ev.Error(error=f"Cannot switch model: {problem}.", kind="bad_model"))
             return
+        from ml_intern.core.llm import is_local_model
+
+        if is_local_model(model) and self._llm is None or (is_local_model(model) and _is_litellm(self._llm)):
+            self.emit(ev.ToolLog(tool="system", log=f"Checking {model} with a one-token request…"))
+            try:
+                await asyncio.wait_for(
+                    self.llm.complete(
+                        LLMRequest(model=model, messages=[{"role": "user", "content": "ping"}], stream=False,
+                                   max_tokens=1, purpose="probe")
+                    ),
+                    30,
+                )
+            except (LLMError, TimeoutError, asyncio.TimeoutError) as exc:
+                message = getattr(exc, "message", None) or "no answer within 30 s"
+                self.emit(ev.Error(error=f"Switch failed, still using {self.settings.model_name}: {message}", kind="bad_model"))
+                return
+        self._set_model(model)
+
+    def _set_model(self, model: str) -> None:
         self.settings.model_name = model.strip()
         self.context_window = context_window_for(self.settings.model_name, self.settings.context_window)
         self.history.set_system_prompt(self._system_prompt())
@@ -590,6 +642,15 @@ class Agent:
                 title=self.title,
             )
         )
+
+
+_AUTO_NOTIFY_TYPES = frozenset({"approval_required", "error", "turn_complete"})
+
+
+def _is_litellm(client: Any) -> bool:
+    from ml_intern.core.llm import LiteLLMClient
+
+    return isinstance(client, LiteLLMClient)
 
 
 class _TurnAborted(Exception):

@@ -46,6 +46,18 @@ _DIRECT_PROVIDERS = {
     "together_ai/": "TOGETHERAI_API_KEY",
 }
 
+# Shown by /model; any litellm id, Hugging Face router id or local prefix also works.
+SUGGESTED_MODELS: list[tuple[str, str]] = [
+    ("anthropic/claude-opus-4.8:fal-ai", "Claude Opus 4.8 (HF router)"),
+    ("openai/gpt-5.5:fal-ai", "GPT-5.5 (HF router)"),
+    ("moonshotai/Kimi-K2.6:novita", "Kimi K2.6 (HF router)"),
+    ("zai-org/GLM-5.1:novita", "GLM 5.1 (HF router)"),
+    ("deepseek-ai/DeepSeek-V4-Pro:novita", "DeepSeek V4 Pro (HF router)"),
+    ("MiniMaxAI/MiniMax-M2.7:novita", "MiniMax M2.7 (HF router)"),
+    ("ollama/llama3.1:8b", "Llama 3.1 8B on a local Ollama"),
+    ("vllm/Qwen/Qwen3-8B", "A model on a local vLLM server"),
+]
+
 _litellm: Any = None
 
 
