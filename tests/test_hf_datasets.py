@@ -31,7 +31,9 @@ def test_datasets_server_url(monkeypatch):
 
 
 async def test_inspect_chat_dataset(hub, harness):
-    result = await hf_datasets.handle({"dataset": "acme/chat-data", "sample_rows": 50}, harness.ctx("hf_inspect_dataset"))
+    result = await hf_datasets.handle(
+        {"dataset": "acme/chat-data", "sample_rows": 50}, harness.ctx("hf_inspect_dataset")
+    )
     out = result.output
     assert result.success, out
     assert "Viewer: viewer, preview" in out

@@ -37,7 +37,9 @@ def test_is_hf_host(monkeypatch):
 async def test_explore_lists_and_searches(hub, harness):
     listing = await hf_docs.explore({"endpoint": "trl"}, harness.ctx("explore_hf_docs"))
     assert "trl docs (3 pages)" in listing.output and "sft_trainer.md" in listing.output
-    found = await hf_docs.explore({"endpoint": "trl", "query": "preference pairs DPO"}, harness.ctx("explore_hf_docs"))
+    found = await hf_docs.explore(
+        {"endpoint": "trl", "query": "preference pairs DPO"}, harness.ctx("explore_hf_docs")
+    )
     first = found.output.splitlines()[1]
     assert "Dpo Trainer" in first
     assert "preference" in found.output
@@ -47,7 +49,9 @@ async def test_explore_falls_back_to_sidebar_html(monkeypatch, tmp_path, harness
     hf_docs.reset_cache()
     with FakeHub(docs_llms_txt=False) as fake:
         hub_environment(monkeypatch, fake, tmp_path)
-        found = await hf_docs.explore({"endpoint": "hub", "query": "GPU jobs"}, harness.ctx("explore_hf_docs"))
+        found = await hf_docs.explore(
+            {"endpoint": "hub", "query": "GPU jobs"}, harness.ctx("explore_hf_docs")
+        )
     assert found.success and "/docs/hub/jobs" in found.output.splitlines()[1]
 
 
@@ -77,7 +81,11 @@ async def test_redirect_from_hub_to_other_host_drops_token(hub, harness):
     with OtherHost() as other:
         other.add("/landing.md", "# landed")
         hub.extra_routes.append(
-            ("GET", __import__("re").compile(r"/docs/trl/moved\.md"), lambda r: (302, "", {"Location": f"{other.url}/landing.md"}))
+            (
+                "GET",
+                __import__("re").compile(r"/docs/trl/moved\.md"),
+                lambda r: (302, "", {"Location": f"{other.url}/landing.md"}),
+            )
         )
         result = await hf_docs.fetch({"url": f"{hub.url}/docs/trl/moved"}, harness.ctx("fetch_hf_docs"))
         assert result.output == "# landed"

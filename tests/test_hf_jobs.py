@@ -71,8 +71,13 @@ def test_risk_levels():
 
 
 async def test_describe_shows_cost_from_live_prices_and_preflight(hub, harness):
-    args = {"operation": "run", "script": TRAIN_SCRIPT, "hardware_flavor": "a10g-large", "timeout": "2h",
-            "dependencies": ["trl", "flash-attn"]}
+    args = {
+        "operation": "run",
+        "script": TRAIN_SCRIPT,
+        "hardware_flavor": "a10g-large",
+        "timeout": "2h",
+        "dependencies": ["trl", "flash-attn"],
+    }
     info = await hf_jobs.describe(args, harness.ctx("hf_jobs"))
     # The fake Hub prices a10g-large at $1.50/h (the static table says $2.00): live prices win.
     assert info.estimated_cost_usd == pytest.approx(3.0)
@@ -87,7 +92,8 @@ async def test_run_detaches_and_watcher_reports_completion(hub, harness):
     watcher = _watcher(harness)
     started = time.monotonic()
     result = await hf_jobs.handle(
-        {"operation": "run", "script": "print('hi')", "dependencies": ["numpy"], "wait_s": 0.6}, harness.ctx("hf_jobs")
+        {"operation": "run", "script": "print('hi')", "dependencies": ["numpy"], "wait_s": 0.6},
+        harness.ctx("hf_jobs"),
     )
     assert time.monotonic() - started < 1.8, "run must return before the job ends"
     assert result.success, result.output
@@ -101,7 +107,9 @@ async def test_run_detaches_and_watcher_reports_completion(hub, harness):
     assert spec["secrets"]["HF_TOKEN"] == hub.token
     assert harness.state.side_effects and job_id in harness.state.side_effects[0]
 
-    assert await _wait_for(lambda: watcher.get(job_id).status == "COMPLETED" and not watcher.is_following(job_id))
+    assert await _wait_for(
+        lambda: watcher.get(job_id).status == "COMPLETED" and not watcher.is_following(job_id)
+    )
     updates = [e for e in harness.of_type("job_update") if e.job_id == job_id]
     assert updates[-1].status == "COMPLETED"
     assert updates[-1].finished_at is not None and updates[-1].cost_usd is not None
@@ -146,7 +154,9 @@ async def test_interrupting_the_turn_does_not_cancel_the_job(hub, harness):
 
 
 async def test_logs_are_a_bounded_tail(hub, harness):
-    hub.job_plan = JobPlan(scheduling_s=0.0, running_s=0.05, logs=[f"line {i} " + "x" * 150 for i in range(600)])
+    hub.job_plan = JobPlan(
+        scheduling_s=0.0, running_s=0.05, logs=[f"line {i} " + "x" * 150 for i in range(600)]
+    )
     api_job = await hf_jobs.handle(
         {"operation": "run", "image": "python:3.12", "command": ["true"], "wait_s": 0}, harness.ctx("hf_jobs")
     )
@@ -163,8 +173,13 @@ async def test_inspect_ps_and_cancel(hub, harness):
     hub.job_plan = JobPlan(scheduling_s=0.0, running_s=30.0)
     watcher = _watcher(harness)
     run = await hf_jobs.handle(
-        {"operation": "run", "image": "python:3.12", "command": ["sleep", "100"], "hardware_flavor": "t4-small",
-         "wait_s": 0.2},
+        {
+            "operation": "run",
+            "image": "python:3.12",
+            "command": ["sleep", "100"],
+            "hardware_flavor": "t4-small",
+            "wait_s": 0.2,
+        },
         harness.ctx("hf_jobs"),
     )
     job_id = run.data["job_id"]
@@ -248,3 +263,21 @@ async def test_local_script_file_is_inlined(hub, harness):
     assert base64.b64decode(encoded).decode() == "print('from file')\n"
     assert spec["labels"]["name"] == "train"
     await harness.services["jobs"].aclose()
+
+
+async def test_interrupt_during_creation_still_follows_the_job(hub, harness):
+    hub.job_plan = JobPlan(scheduling_s=0.0, running_s=0.5)
+    hub.delays.append(("POST", r"^/api/jobs/tester$", 0.5))
+    watcher = _watcher(harness)
+    task = asyncio.create_task(
+        hf_jobs.handle({"operation": "run", "script": "print(1)"}, harness.ctx("hf_jobs"))
+    )
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_for(lambda: bool(hub.jobs) and watcher.jobs())
+    job_id = next(iter(hub.jobs))
+    assert await _wait_for(lambda: watcher.get(job_id).status == "COMPLETED")
+    assert harness.state.side_effects, "the remote job is recorded for undo"
+    await watcher.aclose()

@@ -9,12 +9,16 @@ import pytest
 from ml_intern.tools import hf_papers
 from tests.harness.fake_hub import FakeHub, OtherHost, ToolHarness, closed_port_url, hub_environment
 
-ARXIV_HTML = """<html><head><title>x</title><script>var a=1;</script></head><body>
+ARXIV_HTML = (
+    """<html><head><title>x</title><script>var a=1;</script></head><body>
 <h1 class="ltx_title">Direct Preference Optimization</h1>
 <div class="ltx_abstract"><h6>Abstract</h6><p>We fine-tune with preferences.</p></div>
 <section><h2>1 Introduction</h2><p>Language models <math alttext="\\pi_\\theta"><mi>π</mi></math> are large.</p></section>
-<section><h2>2 Method</h2><p>""" + ("The DPO loss is simple. " * 600) + """</p></section>
+<section><h2>2 Method</h2><p>"""
+    + ("The DPO loss is simple. " * 600)
+    + """</p></section>
 </body></html>"""
+)
 
 
 @pytest.fixture
@@ -82,17 +86,33 @@ async def test_read_paper_falls_back_to_hub_abstract(hub, harness):
 async def test_semantic_scholar_operations_and_cache(hub, harness):
     hub.other.add(
         "/graph/v1/paper/arXiv:2305.18290/citations",
-        {"data": [{"citingPaper": {"title": "Follow-up", "year": 2024, "citationCount": 7,
-                                     "externalIds": {"ArXiv": "2401.1"}}}]},
+        {
+            "data": [
+                {
+                    "citingPaper": {
+                        "title": "Follow-up",
+                        "year": 2024,
+                        "citationCount": 7,
+                        "externalIds": {"ArXiv": "2401.1"},
+                    }
+                }
+            ]
+        },
     )
     graph = await papers(harness, operation="citation_graph", arxiv_id="2305.18290", direction="citations")
     assert "Follow-up (arXiv 2401.1) · 2024 · 7 citations" in graph.output
     await papers(harness, operation="citation_graph", arxiv_id="2305.18290", direction="citations")
-    assert len([r for r in hub.other.requests if "citations" in r.path]) == 1, "second call is served from cache"
-    hub.other.add("/graph/v1/snippet/search", {"data": [{"paper": {"title": "P"}, "snippet": {"text": "DPO works"}}]})
+    assert len([r for r in hub.other.requests if "citations" in r.path]) == 1, (
+        "second call is served from cache"
+    )
+    hub.other.add(
+        "/graph/v1/snippet/search", {"data": [{"paper": {"title": "P"}, "snippet": {"text": "DPO works"}}]}
+    )
     snippets = await papers(harness, operation="snippet_search", query="dpo")
     assert "DPO works" in snippets.output
-    hub.other.add("/recommendations/v1/papers/", {"recommendedPapers": [{"title": "Rec", "citationCount": 1}]})
+    hub.other.add(
+        "/recommendations/v1/papers/", {"recommendedPapers": [{"title": "Rec", "citationCount": 1}]}
+    )
     rec = await papers(harness, operation="recommend", arxiv_id="2305.18290")
     assert "Rec" in rec.output
 

@@ -40,8 +40,17 @@ def test_risks():
         assert hf_repos.git_risk({"operation": op}) is Risk.READ
     for op in ("create_branch", "create_tag"):
         assert hf_repos.git_risk({"operation": op}) >= Risk.EDIT
-    for op in ("delete_branch", "delete_tag", "merge_pr", "close_pr", "create_repo", "update_repo", "create_pr",
-               "comment_pr", "change_pr_status"):
+    for op in (
+        "delete_branch",
+        "delete_tag",
+        "merge_pr",
+        "close_pr",
+        "create_repo",
+        "update_repo",
+        "create_pr",
+        "comment_pr",
+        "change_pr_status",
+    ):
         assert hf_repos.git_risk({"operation": op}) is Risk.DESTRUCTIVE
 
 
@@ -62,14 +71,25 @@ async def test_read_errors_are_clear(hub, harness, monkeypatch):
     missing_repo = await files(harness, operation="list", repo_id="tester/nothing")
     assert not missing_repo.success and "404" in missing_repo.output
     monkeypatch.delenv("HF_TOKEN")
-    gated = await files(harness, operation="read", repo_id="acme/gated-chat", repo_type="dataset", path="README.md")
+    gated = await files(
+        harness, operation="read", repo_id="acme/gated-chat", repo_type="dataset", path="README.md"
+    )
     assert not gated.success and "gated" in gated.output
 
 
 async def test_upload_and_delete_with_preview(hub, harness):
-    args = {"operation": "upload", "repo_id": REPO, "path": "notes/readme.md", "content": "line one\nline two\n"}
+    args = {
+        "operation": "upload",
+        "repo_id": REPO,
+        "path": "notes/readme.md",
+        "content": "line one\nline two\n",
+    }
     info = hf_repos.describe_files(args, harness.ctx("hf_repo_files"))
-    assert "notes/readme.md" in info.preview and "18 bytes, 2 lines" in info.preview and "line one" in info.preview
+    assert (
+        "notes/readme.md" in info.preview
+        and "18 bytes, 2 lines" in info.preview
+        and "line one" in info.preview
+    )
     result = await files(harness, **args)
     assert result.success, result.output
     assert hub.repos[("model", REPO)].files["notes/readme.md"] == b"line one\nline two\n"
@@ -107,7 +127,9 @@ async def test_branches_tags_and_refs(hub, harness):
 
 
 async def test_pull_request_lifecycle(hub, harness):
-    created = await git(harness, operation="create_pr", repo_id=REPO, title="Add eval", description="Adds eval")
+    created = await git(
+        harness, operation="create_pr", repo_id=REPO, title="Add eval", description="Adds eval"
+    )
     assert "#1" in created.output
     listed = await git(harness, operation="list_prs", repo_id=REPO)
     assert "#1 [open] Add eval" in listed.output
@@ -127,8 +149,9 @@ async def test_create_repo_is_private_by_default_and_update(hub, harness):
     created = await git(harness, operation="create_repo", repo_id="tester/new-model")
     assert created.success and "private" in created.output
     assert hub.repos[("model", "tester/new-model")].private is True
-    info = hf_repos.describe_git({"operation": "create_repo", "repo_id": "tester/x", "private": False},
-                                 harness.ctx("hf_repo_git"))
+    info = hf_repos.describe_git(
+        {"operation": "create_repo", "repo_id": "tester/x", "private": False}, harness.ctx("hf_repo_git")
+    )
     assert any("PUBLIC" in w for w in info.warnings)
     updated = await git(harness, operation="update_repo", repo_id="tester/new-model", gated="manual")
     assert updated.success and hub.repos[("model", "tester/new-model")].gated == "manual"

@@ -21,12 +21,34 @@ async def test_runs_pane_tracks_jobs_logs_and_loss():
     async with app.run_test(size=(100, 40)) as pilot:
         pane = app.query_one(RunsPane)
         now = time.time()
-        pane.apply(JobUpdate(job_id="job-a", title="sft", status="SCHEDULING", hardware="a10g-large",
-                             price_usd_per_hour=1.5))
-        pane.apply(JobUpdate(job_id="job-a", status="RUNNING", started_at=now - 120,
-                             log_lines=["step 1 | loss 2.0", "{'loss': 1.5, 'epoch': 0.1}", "loss=1.0"]))
-        pane.apply(JobUpdate(job_id="sandbox-1", kind="sandbox", title="sandbox-1", status="RUNNING",
-                             hardware="cpu-basic", started_at=now - 5, price_usd_per_hour=0.0))
+        pane.apply(
+            JobUpdate(
+                job_id="job-a",
+                title="sft",
+                status="SCHEDULING",
+                hardware="a10g-large",
+                price_usd_per_hour=1.5,
+            )
+        )
+        pane.apply(
+            JobUpdate(
+                job_id="job-a",
+                status="RUNNING",
+                started_at=now - 120,
+                log_lines=["step 1 | loss 2.0", "{'loss': 1.5, 'epoch': 0.1}", "loss=1.0"],
+            )
+        )
+        pane.apply(
+            JobUpdate(
+                job_id="sandbox-1",
+                kind="sandbox",
+                title="sandbox-1",
+                status="RUNNING",
+                hardware="cpu-basic",
+                started_at=now - 5,
+                price_usd_per_hour=0.0,
+            )
+        )
         await pilot.pause()
         table = app.query_one(DataTable)
         assert table.row_count == 2
@@ -37,8 +59,15 @@ async def test_runs_pane_tracks_jobs_logs_and_loss():
         log = app.query_one(Log)
         assert log.lines[-1] == "loss=1.0"
 
-        pane.apply(JobUpdate(job_id="job-a", status="COMPLETED", finished_at=now, cost_usd=0.05,
-                             log_lines=["Training complete"]))
+        pane.apply(
+            JobUpdate(
+                job_id="job-a",
+                status="COMPLETED",
+                finished_at=now,
+                cost_usd=0.05,
+                log_lines=["Training complete"],
+            )
+        )
         await pilot.pause()
         assert str(table.get_row("job-a")[1]) == "COMPLETED"
         assert log.lines[-1] == "Training complete"

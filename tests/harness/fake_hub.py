@@ -223,6 +223,8 @@ class FakeHub:
         self.sandbox_files: dict[str, dict[str, str]] = {}
         self.sandbox_commands: list[tuple[str, str]] = []
         self.extra_routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = []
+        # (method, path regex, seconds): slow down matching requests before they are handled.
+        self.delays: list[tuple[str, str, float]] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._seed()
@@ -261,7 +263,13 @@ class FakeHub:
     # ------------------------------------------------------------------ test helpers
 
     def fail(
-        self, path_regex: str, status: int, *, method: str | None = None, times: int | None = None, body: Any = None
+        self,
+        path_regex: str,
+        status: int,
+        *,
+        method: str | None = None,
+        times: int | None = None,
+        body: Any = None,
     ) -> None:
         """Make requests whose path matches `path_regex` fail with `status`."""
         self.failures.append(Failure(re.compile(path_regex), status, method, times, body))
@@ -289,7 +297,9 @@ class FakeHub:
         )
         self.add_repo("acme/chat-data", "dataset", files={"README.md": b"# chat data\n"})
         self.add_repo("acme/gated-chat", "dataset", gated="manual", files={"README.md": b"# gated\n"})
-        self.add_repo("burtenshaw/sandbox", "space", sdk="docker", files={"Dockerfile": b"FROM python:3.12\n"})
+        self.add_repo(
+            "burtenshaw/sandbox", "space", sdk="docker", files={"Dockerfile": b"FROM python:3.12\n"}
+        )
 
     # ------------------------------------------------------------------ request plumbing
 
@@ -362,6 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.fake
         with hub._lock:
             hub.requests.append(Recorded(method, path, query, headers, body))
+        for delay_method, delay_regex, seconds in hub.delays:
+            if delay_method == method and re.search(delay_regex, path):
+                time.sleep(seconds)
         try:
             failure = hub._injected(method, path)
             if failure is not None:
@@ -472,9 +485,7 @@ class _Router:
         if repo is None or (repo.private and not self.authed):
             raise _Response(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         if repo.gated and not self.authed:
-            raise _Response(
-                401, {"error": "Access to this resource is gated"}, {"X-Error-Code": "GatedRepo"}
-            )
+            raise _Response(401, {"error": "Access to this resource is gated"}, {"X-Error-Code": "GatedRepo"})
         if write:
             self.need_auth()
         return repo
@@ -497,7 +508,9 @@ class _Router:
             self.viewer_routes()
         if self.match("GET", r"/api/whoami-v2"):
             self.need_auth()
-            raise _Response(200, {"type": "user", "name": self.hub.user, "orgs": [{"name": ORG, "type": "org"}]})
+            raise _Response(
+                200, {"type": "user", "name": self.hub.user, "orgs": [{"name": ORG, "type": "org"}]}
+            )
         if self.match("GET", r"/api/(models|datasets|collections)") and (
             self.q("filter") or self.q("paper") or self.q("search") is not None
         ):
@@ -515,7 +528,9 @@ class _Router:
             repo_id = f"{data.get('organization') or hub.user}/{data['name']}"
             if (repo_type, repo_id) in hub.repos:
                 raise _error(409, "You already created this repo")
-            private = data.get("visibility") == "private" if "visibility" in data else bool(data.get("private"))
+            private = (
+                data.get("visibility") == "private" if "visibility" in data else bool(data.get("private"))
+            )
             hub.add_repo(repo_id, repo_type, private=private, sdk=data.get("sdk"))
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
             raise _Response(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})
@@ -552,7 +567,10 @@ class _Router:
                 200,
                 {
                     "stage": stage,
-                    "hardware": {"current": repo.hardware if stage == "RUNNING" else None, "requested": repo.hardware},
+                    "hardware": {
+                        "current": repo.hardware if stage == "RUNNING" else None,
+                        "requested": repo.hardware,
+                    },
                     "gcTimeout": 2700,
                     "domains": [{"domain": repo.repo_id.replace("/", "-") + ".hf.space", "stage": "READY"}],
                 },
@@ -600,7 +618,9 @@ class _Router:
                     if depth > 1 and not recursive:
                         break
                     folder = base + "/".join(parts[:depth])
-                    entries.setdefault(folder, {"type": "directory", "path": folder, "oid": _sha(folder), "size": 0})
+                    entries.setdefault(
+                        folder, {"type": "directory", "path": folder, "oid": _sha(folder), "size": 0}
+                    )
                 if len(parts) == 1 or recursive:
                     entries[path] = {"type": "file", "path": path, "oid": _sha(content), "size": len(content)}
             raise _Response(200, list(entries.values()))
@@ -610,8 +630,13 @@ class _Router:
             raise _Response(
                 200,
                 {
-                    "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in repo.branches.items()],
-                    "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in repo.tags.items()],
+                    "branches": [
+                        {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c}
+                        for n, c in repo.branches.items()
+                    ],
+                    "tags": [
+                        {"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in repo.tags.items()
+                    ],
                     "converts": [],
                     "pullRequests": [],
                 },
@@ -643,15 +668,19 @@ class _Router:
             files = self.json_body().get("files", [])
             raise _Response(
                 200,
-                {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                    ]
+                },
             )
         if m := self.match("POST", r"/api/(model|dataset|space)s/([^/]+/[^/]+)/commit/(.+)"):
             self.commit(self.repo(m.group(1), m.group(2), write=True), unquote(m.group(3)))
-        if m := self.match(("GET", "POST"), r"/api/(model|dataset|space)s/([^/]+/[^/]+)/discussions(?:/(\d+))?(?:/(\w+))?"):
-            self.discussions(self.repo(m.group(1), m.group(2)), m.group(3), m.group(4))
         if m := self.match(
-            ("GET", "HEAD"), r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)"
+            ("GET", "POST"), r"/api/(model|dataset|space)s/([^/]+/[^/]+)/discussions(?:/(\d+))?(?:/(\w+))?"
         ):
+            self.discussions(self.repo(m.group(1), m.group(2)), m.group(3), m.group(4))
+        if m := self.match(("GET", "HEAD"), r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)"):
             repo_type = {"datasets": "dataset", "spaces": "space"}.get(m.group(1) or "", "model")
             repo = self.repo(repo_type, m.group(2))
             self.check_revision(repo, m.group(3))
@@ -668,7 +697,9 @@ class _Router:
         revision = unquote(revision)
         if revision not in repo.branches and revision not in repo.tags and revision != repo.head():
             if not revision.startswith("refs/pr/"):
-                raise _Response(404, {"error": f"Invalid rev id: {revision}"}, {"X-Error-Code": "RevisionNotFound"})
+                raise _Response(
+                    404, {"error": f"Invalid rev id: {revision}"}, {"X-Error-Code": "RevisionNotFound"}
+                )
 
     def commit(self, repo: FakeRepo, revision: str) -> None:
         lines = [json.loads(line) for line in self.body.splitlines() if line.strip()]
@@ -691,14 +722,19 @@ class _Router:
                     changed.append(path)
         oid = _sha(json.dumps([header, changed, time.time()]))
         repo.branches["main" if revision == "main" else revision] = oid
-        result: dict[str, Any] = {"commitUrl": f"{self.hub.url}/{repo.repo_id}/commit/{oid}", "commitOid": oid}
+        result: dict[str, Any] = {
+            "commitUrl": f"{self.hub.url}/{repo.repo_id}/commit/{oid}",
+            "commitOid": oid,
+        }
         if self.q("create_pr") in ("1", "true", "True"):
             num = len(repo.discussions) + 1
             repo.discussions.append(self.new_discussion(repo, num, header.get("summary", "upload"), "", True))
             result["pullRequestUrl"] = f"{self.hub.url}/{repo.repo_id}/discussions/{num}"
         raise _Response(200, result)
 
-    def new_discussion(self, repo: FakeRepo, num: int, title: str, description: str, is_pr: bool) -> dict[str, Any]:
+    def new_discussion(
+        self, repo: FakeRepo, num: int, title: str, description: str, is_pr: bool
+    ) -> dict[str, Any]:
         now = _iso(time.time())
         return {
             "num": num,
@@ -731,12 +767,18 @@ class _Router:
                 if (status in (None, "all") or d["status"] == status)
                 and (kind in (None, "all") or (kind == "pull_request") == d["isPullRequest"])
             ]
-            raise _Response(200, {"discussions": items, "count": len(items), "start": 0, "numItemsPerPage": 50})
+            raise _Response(
+                200, {"discussions": items, "count": len(items), "start": 0, "numItemsPerPage": 50}
+            )
         if num is None:
             self.need_auth()
             data = self.json_body()
             new = self.new_discussion(
-                repo, len(repo.discussions) + 1, data["title"], data.get("description", ""), bool(data.get("pullRequest"))
+                repo,
+                len(repo.discussions) + 1,
+                data["title"],
+                data.get("description", ""),
+                bool(data.get("pullRequest")),
             )
             repo.discussions.append(new)
             raise _Response(200, {"num": new["num"], "url": ""})
@@ -749,8 +791,11 @@ class _Router:
         now = _iso(time.time())
         event_base = {"id": uuid.uuid4().hex, "createdAt": now, "author": {"name": self.hub.user}}
         if action == "comment":
-            event = {**event_base, "type": "comment", "data": {"edited": False, "hidden": False,
-                                                                 "latest": {"raw": self.json_body()["comment"]}}}
+            event = {
+                **event_base,
+                "type": "comment",
+                "data": {"edited": False, "hidden": False, "latest": {"raw": self.json_body()["comment"]}},
+            }
             found["events"].append(event)
             raise _Response(200, {"newMessage": event})
         if action == "status":
@@ -774,10 +819,21 @@ class _Router:
         if kind == "collections":
             raise _Response(
                 200,
-                [{"slug": f"{self.hub.user}/papers-{arxiv}-abc", "title": f"Collection for {arxiv}", "upvotes": 4,
-                  "items": [{"type": "paper", "id": arxiv}]}],
+                [
+                    {
+                        "slug": f"{self.hub.user}/papers-{arxiv}-abc",
+                        "title": f"Collection for {arxiv}",
+                        "upvotes": 4,
+                        "items": [{"type": "paper", "id": arxiv}],
+                    }
+                ],
             )
-        item = {"id": f"org/{kind[:-1]}-for-{arxiv}", "downloads": 120, "likes": 9, "tags": [f"arxiv:{arxiv}"]}
+        item = {
+            "id": f"org/{kind[:-1]}-for-{arxiv}",
+            "downloads": 120,
+            "likes": 9,
+            "tags": [f"arxiv:{arxiv}"],
+        }
         raise _Response(200, [item])
 
     # ---- papers
@@ -797,7 +853,12 @@ class _Router:
     def paper_routes(self) -> None:
         if self.match("GET", r"/api/daily_papers"):
             papers = [
-                {"paper": self.paper(pid), "title": f"Paper {pid}", "numComments": 2, "publishedAt": "2025-01-02"}
+                {
+                    "paper": self.paper(pid),
+                    "title": f"Paper {pid}",
+                    "numComments": 2,
+                    "publishedAt": "2025-01-02",
+                }
                 for pid in ("2501.00001", "2501.00002", "2501.00003")
             ]
             raise _Response(200, papers)
@@ -815,41 +876,78 @@ class _Router:
         dataset = self.q("dataset") or ""
         key = ("dataset", dataset)
         if key not in self.hub.repos:
-            raise _Response(404, {"error": "The dataset does not exist, or is not accessible without authentication"})
+            raise _Response(
+                404, {"error": "The dataset does not exist, or is not accessible without authentication"}
+            )
         self.repo("dataset", dataset)
         if self.path == "/is-valid":
-            raise _Response(200, {"preview": True, "viewer": True, "search": True, "filter": True, "statistics": True})
+            raise _Response(
+                200, {"preview": True, "viewer": True, "search": True, "filter": True, "statistics": True}
+            )
         if self.path == "/splits":
             raise _Response(
                 200,
-                {"splits": [{"dataset": dataset, "config": "default", "split": s} for s in ("train", "test")],
-                 "pending": [], "failed": []},
+                {
+                    "splits": [
+                        {"dataset": dataset, "config": "default", "split": s} for s in ("train", "test")
+                    ],
+                    "pending": [],
+                    "failed": [],
+                },
             )
         if self.path == "/parquet":
             raise _Response(
                 200,
-                {"parquet_files": [
-                    {"dataset": dataset, "config": "default", "split": s,
-                     "url": f"{self.hub.url}/datasets/{dataset}/resolve/refs%2Fconvert%2Fparquet/default/{s}/0000.parquet",
-                     "filename": "0000.parquet", "size": 12345}
-                    for s in ("train", "test")]},
+                {
+                    "parquet_files": [
+                        {
+                            "dataset": dataset,
+                            "config": "default",
+                            "split": s,
+                            "url": f"{self.hub.url}/datasets/{dataset}/resolve/refs%2Fconvert%2Fparquet/default/{s}/0000.parquet",
+                            "filename": "0000.parquet",
+                            "size": 12345,
+                        }
+                        for s in ("train", "test")
+                    ]
+                },
             )
         features = {
-            "messages": [{"role": {"dtype": "string", "_type": "Value"}, "content": {"dtype": "string", "_type": "Value"}}],
+            "messages": [
+                {
+                    "role": {"dtype": "string", "_type": "Value"},
+                    "content": {"dtype": "string", "_type": "Value"},
+                }
+            ],
             "source": {"dtype": "string", "_type": "Value"},
         }
         if self.path == "/info":
             raise _Response(
                 200,
-                {"dataset_info": {"description": "", "features": features,
-                                  "splits": {"train": {"name": "train", "num_examples": 1000},
-                                             "test": {"name": "test", "num_examples": 100}}}},
+                {
+                    "dataset_info": {
+                        "description": "",
+                        "features": features,
+                        "splits": {
+                            "train": {"name": "train", "num_examples": 1000},
+                            "test": {"name": "test", "num_examples": 100},
+                        },
+                    }
+                },
             )
         if self.path == "/first-rows":
             rows = [{"row_idx": i, "row": row, "truncated_cells": []} for i, row in enumerate(CHAT_ROWS)]
             feats = [{"feature_idx": i, "name": n, "type": t} for i, (n, t) in enumerate(features.items())]
-            raise _Response(200, {"dataset": dataset, "config": self.q("config"), "split": self.q("split"),
-                                  "features": feats, "rows": rows})
+            raise _Response(
+                200,
+                {
+                    "dataset": dataset,
+                    "config": self.q("config"),
+                    "split": self.q("split"),
+                    "features": feats,
+                    "rows": rows,
+                },
+            )
 
     # ---- docs
 
@@ -862,11 +960,15 @@ class _Router:
         if rest == "llms.txt":
             if not self.hub.docs_llms_txt:
                 raise _error(404, "no llms.txt")
-            lines = [f"# {section}", ""] + [f"- [{p.replace('_', ' ').title()}]({self.hub.url}/docs/{section}/{p}.md)" for p in pages]
+            lines = [f"# {section}", ""] + [
+                f"- [{p.replace('_', ' ').title()}]({self.hub.url}/docs/{section}/{p}.md)" for p in pages
+            ]
             raise _Response(200, "\n".join(lines))
         if rest == "" or rest == "index":
             links = "".join(f'<a href="/docs/{section}/{p}">{p}</a>' for p in pages)
-            raise _Response(200, f"<html><nav>{links}</nav><main>index</main></html>", {"Content-Type": "text/html"})
+            raise _Response(
+                200, f"<html><nav>{links}</nav><main>index</main></html>", {"Content-Type": "text/html"}
+            )
         name = rest.removesuffix(".md")
         if name in pages:
             if rest.endswith(".md"):
@@ -882,10 +984,26 @@ class _Router:
             raise _Response(
                 200,
                 [
-                    {"name": n, "prettyName": p, "cpu": "8 vCPU", "ram": "32 GB",
-                     "accelerator": ({"type": "gpu", "model": acc, "quantity": "1", "vram": "24 GB",
-                                      "manufacturer": "Nvidia"} if acc else None),
-                     "unitCostMicroUSD": int(price / 60 * 1e6), "unitCostUSD": price / 60, "unitLabel": "minute"}
+                    {
+                        "name": n,
+                        "prettyName": p,
+                        "cpu": "8 vCPU",
+                        "ram": "32 GB",
+                        "accelerator": (
+                            {
+                                "type": "gpu",
+                                "model": acc,
+                                "quantity": "1",
+                                "vram": "24 GB",
+                                "manufacturer": "Nvidia",
+                            }
+                            if acc
+                            else None
+                        ),
+                        "unitCostMicroUSD": int(price / 60 * 1e6),
+                        "unitCostUSD": price / 60,
+                        "unitLabel": "minute",
+                    }
                     for n, p, acc, price in HARDWARE
                 ],
             )
@@ -898,7 +1016,11 @@ class _Router:
                 hub.jobs[job.job_id] = job
                 raise _Response(200, job.to_json(hub.url))
             stages = self.query.get("stage")
-            jobs = [j for j in hub.jobs.values() if j.namespace == namespace and (not stages or j.stage() in stages)]
+            jobs = [
+                j
+                for j in hub.jobs.values()
+                if j.namespace == namespace and (not stages or j.stage() in stages)
+            ]
             raise _Response(200, [j.to_json(hub.url) for j in jobs])
         if m := self.match(("GET", "POST"), r"/api/jobs/([^/]+)/([^/]+)(?:/(logs|cancel|metrics))?"):
             job = hub.jobs.get(m.group(2))
@@ -931,7 +1053,9 @@ class _Router:
                 hub.scheduled[sid] = item
                 raise _Response(200, item)
             raise _Response(200, [s for s in hub.scheduled.values() if s["owner"]["name"] == namespace])
-        if m := self.match(("GET", "DELETE", "POST"), r"/api/scheduled-jobs/([^/]+)/([^/]+)(?:/(suspend|resume))?"):
+        if m := self.match(
+            ("GET", "DELETE", "POST"), r"/api/scheduled-jobs/([^/]+)/([^/]+)(?:/(suspend|resume))?"
+        ):
             item = hub.scheduled.get(m.group(2))
             if item is None:
                 raise _error(404, "Scheduled job not found")
@@ -952,7 +1076,11 @@ class _Router:
                 visible = job.visible_logs()
                 if first:
                     first = False
-                    yield "data: " + json.dumps({"timestamp": _iso(job.created), "data": "===== Job started ====="}) + "\n\n"
+                    yield (
+                        "data: "
+                        + json.dumps({"timestamp": _iso(job.created), "data": "===== Job started ====="})
+                        + "\n\n"
+                    )
                     if tail:
                         sent = max(0, len(visible) - int(tail))
                 for at, line in visible[sent:]:
@@ -997,7 +1125,9 @@ class _Router:
             raise _Response(200, {"output": numbered, "success": True})
         if action == "write":
             files[data["path"]] = data["content"]
-            raise _Response(200, {"output": f"Wrote {len(data['content'])} chars to {data['path']}", "success": True})
+            raise _Response(
+                200, {"output": f"Wrote {len(data['content'])} chars to {data['path']}", "success": True}
+            )
         if action == "edit":
             text = files.get(data["path"])
             if text is None or data["old_str"] not in text:
@@ -1022,7 +1152,13 @@ class OtherHost:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add(self, path: str, body: str | dict[str, Any] | list[Any], status: int = 200, content_type: str | None = None) -> None:
+    def add(
+        self,
+        path: str,
+        body: str | dict[str, Any] | list[Any],
+        status: int = 200,
+        content_type: str | None = None,
+    ) -> None:
         if not isinstance(body, str):
             body, content_type = json.dumps(body), "application/json"
         self.pages[path] = (status, body, content_type or "text/html")

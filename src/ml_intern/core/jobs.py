@@ -28,7 +28,9 @@ _MAX_KEPT_LINES = 2000
 _MAX_LINES_PER_UPDATE = 200
 
 _DICT_RE = re.compile(r"\{[^{}]{2,2000}\}")
-_KEY_VALUE_RE = re.compile(r"(?<![\w.])([A-Za-z_][\w/.-]{0,40})\s*[=:]\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w.])")
+_KEY_VALUE_RE = re.compile(
+    r"(?<![\w.])([A-Za-z_][\w/.-]{0,40})\s*[=:]\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w.])"
+)
 _KNOWN_SPACED_RE = re.compile(
     r"\b(loss|train_loss|eval_loss|val_loss|accuracy|acc|lr|learning_rate|epoch|step|grad_norm|reward|perplexity)"
     r"\s+(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\b",
@@ -260,7 +262,9 @@ class JobWatcher:
                 except Exception as exc:
                     failures += 1
                     if failures in (1, 5):
-                        self._emit(ToolLog(tool="hf_jobs", log=f"job {job.job_id}: status check failed ({exc})"))
+                        self._emit(
+                            ToolLog(tool="hf_jobs", log=f"job {job.job_id}: status check failed ({exc})")
+                        )
                     await asyncio.sleep(min(60.0, self.poll_interval_s * (2 ** min(failures, 5))))
                     continue
                 previous = job.status
@@ -273,7 +277,11 @@ class JobWatcher:
                 if job.status != previous:
                     note = f" ({job.status_message})" if job.status_message else ""
                     self._emit(
-                        ToolLog(tool="hf_jobs", log=f"job {job.job_id}: {job.status}{note}", tool_call_id=job.tool_call_id)
+                        ToolLog(
+                            tool="hf_jobs",
+                            log=f"job {job.job_id}: {job.status}{note}",
+                            tool_call_id=job.tool_call_id,
+                        )
                     )
                 if job.terminal:
                     # Let the log stream drain (it ends by itself once the job is over).
@@ -291,7 +299,9 @@ class JobWatcher:
             if job._changed is not None:
                 job._changed.set()
 
-    def _stream_logs(self, api: HfApi, job: WatchedJob, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    def _stream_logs(
+        self, api: HfApi, job: WatchedJob, loop: asyncio.AbstractEventLoop, stop: threading.Event
+    ) -> None:
         try:
             for line in api.fetch_job_logs(job_id=job.job_id, namespace=job.namespace, follow=True):
                 if stop.is_set():

@@ -51,7 +51,11 @@ JOB_PRICES_USD_PER_HOUR: dict[str, float] = {
     "h200x8": 80.00,
     "inf2x6": 6.00,
 }
-SPACE_PRICES_USD_PER_HOUR: dict[str, float] = {**JOB_PRICES_USD_PER_HOUR, "cpu-basic": 0.0, "cpu-upgrade": 0.05}
+SPACE_PRICES_USD_PER_HOUR: dict[str, float] = {
+    **JOB_PRICES_USD_PER_HOUR,
+    "cpu-basic": 0.0,
+    "cpu-upgrade": 0.05,
+}
 CPU_FLAVORS = frozenset({"cpu-basic", "cpu-upgrade", "cpu-performance", "cpu-xl"})
 _PRICE_CACHE_TTL_S = 6 * 3600
 
@@ -239,7 +243,7 @@ def parse_timeout_hours(timeout: Any) -> float | None:
 def timeout_seconds(timeout: Any) -> int | None:
     """Seconds in a job timeout, or None when it cannot be parsed."""
     hours = parse_timeout_hours(timeout)
-    return None if hours is None else int(round(hours * 3600))
+    return None if hours is None else round(hours * 3600)
 
 
 def refresh_job_prices(api: HfApi) -> dict[str, float]:

@@ -70,7 +70,9 @@ def _viewer_problem(exc: BaseException, dataset: str) -> str:
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = text.replace("\n", "\\n")
-    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + f"… (+{len(text) - MAX_CELL_CHARS})"
+    return (
+        text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + f"… (+{len(text) - MAX_CELL_CHARS})"
+    )
 
 
 def _feature_type(feature: Any) -> str:
@@ -134,11 +136,16 @@ async def handle(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         configs = list(dict.fromkeys(s["config"] for s in splits))
         config = args.get("config") or (configs[0] if configs else None)
         if args.get("config") and configs and config not in configs:
-            return ToolResult(f"{dataset} has no config {config!r}; configs: {', '.join(configs)}", success=False)
+            return ToolResult(
+                f"{dataset} has no config {config!r}; configs: {', '.join(configs)}", success=False
+            )
         config_splits = [s["split"] for s in splits if s["config"] == config]
         split = args.get("split") or ("train" if "train" in config_splits else (config_splits or [None])[0])
         if args.get("split") and config_splits and split not in config_splits:
-            return ToolResult(f"{dataset}/{config} has no split {split!r}; splits: {', '.join(config_splits)}", success=False)
+            return ToolResult(
+                f"{dataset}/{config} has no split {split!r}; splits: {', '.join(config_splits)}",
+                success=False,
+            )
         info_data, rows_data = await asyncio.gather(
             _get(client, "/info", dataset=dataset, config=config),
             _get(client, "/first-rows", dataset=dataset, config=config, split=split),

@@ -36,7 +36,9 @@ _INDEX_TTL_S = 3600
 _GLIMPSE = 200
 _GRADIO_LLMS = "https://www.gradio.app/llms.txt"
 
-EXPLORE_DESCRIPTION = "List a Hugging Face docs section, or search it with `query`; read pages with fetch_hf_docs."
+EXPLORE_DESCRIPTION = (
+    "List a Hugging Face docs section, or search it with `query`; read pages with fetch_hf_docs."
+)
 EXPLORE_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -46,7 +48,9 @@ EXPLORE_PARAMETERS: dict[str, Any] = {
     },
     "required": ["endpoint"],
 }
-FETCH_DESCRIPTION = "Fetch a documentation page as markdown (URL from explore_hf_docs; `.md` is added for HF docs)."
+FETCH_DESCRIPTION = (
+    "Fetch a documentation page as markdown (URL from explore_hf_docs; `.md` is added for HF docs)."
+)
 FETCH_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {"url": {"type": "string"}},
@@ -72,7 +76,34 @@ class _Index:
 
 _indexes: dict[tuple[str, str], _Index] = {}
 _WORD = re.compile(r"[a-z0-9_]+")
-_STOP = frozenset("a an and are as at be by for from how in is it of on or that the this to with you your".split())
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "how",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "with",
+        "you",
+        "your",
+    ]
+)
 
 
 def _tokens(text: str) -> list[str]:
@@ -114,7 +145,7 @@ def _links_from_llms_txt(text: str, base: str) -> list[tuple[str, str]]:
 def _links_from_html(html: str, base: str, endpoint: str) -> list[tuple[str, str]]:
     prefix = urlparse(base).path.rstrip("/") + "/"
     seen: dict[str, str] = {}
-    for href, label in re.findall(r'<a[^>]+href="([^"#?]+)"[^>]*>(.*?)</a>', html, flags=re.S):
+    for href, label in re.findall(r'<a[^>]+href="([^"#?]+)"[^>]*>(.*?)</a>', html, flags=re.DOTALL):
         absolute = urljoin(base + "/", href)
         path = urlparse(absolute).path
         if not path.startswith(prefix) or path.rstrip("/") == prefix.rstrip("/"):
@@ -232,7 +263,11 @@ async def explore(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         return ToolResult(f"The {endpoint} docs list no pages.", success=False)
     if not query:
         lines = [f"{p.title}: {p.url}" for p in index.pages[:max_results]]
-        more = f"\n... {len(index.pages) - max_results} more pages; pass a query to search." if len(index.pages) > max_results else ""
+        more = (
+            f"\n... {len(index.pages) - max_results} more pages; pass a query to search."
+            if len(index.pages) > max_results
+            else ""
+        )
         return ToolResult(f"{endpoint} docs ({len(index.pages)} pages):\n" + "\n".join(lines) + more)
     ranked = _rank(index.pages, query)[:max_results]
     if not ranked:

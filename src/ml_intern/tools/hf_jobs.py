@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shlex
 import time
@@ -63,7 +64,10 @@ PARAMETERS: dict[str, Any] = {
         "python": _STR,
         "image": _STR,
         "command": _LIST,
-        "hardware_flavor": {"type": "string", "description": "default cpu-basic; t4-small, a10g-large, a100-large..."},
+        "hardware_flavor": {
+            "type": "string",
+            "description": "default cpu-basic; t4-small, a10g-large, a100-large...",
+        },
         "timeout": {"type": "string", "description": "default 30m"},
         "env": {"type": "object"},
         "secrets": {"type": "object"},
@@ -85,7 +89,9 @@ def _operation(args: dict[str, Any]) -> str:
 
 
 def _flavor(args: dict[str, Any]) -> str:
-    return str(args.get("hardware_flavor") or args.get("flavor") or args.get("hardware") or "cpu-basic").strip()
+    return str(
+        args.get("hardware_flavor") or args.get("flavor") or args.get("hardware") or "cpu-basic"
+    ).strip()
 
 
 def make_risk(settings: Settings | None) -> Any:
@@ -167,24 +173,36 @@ def _launch_kwargs(args: dict[str, Any], workdir: Path) -> tuple[str, dict[str, 
     if script:
         kind, code = _resolve_script(str(script), workdir)
         if kind == "url":
-            return "uv", {
-                **common,
-                "script": str(script).strip(),
-                "script_args": script_args,
-                "dependencies": dependencies,
-                "python": args.get("python"),
-                "image": args.get("image") or UV_IMAGE,
-            }, None
+            return (
+                "uv",
+                {
+                    **common,
+                    "script": str(script).strip(),
+                    "script_args": script_args,
+                    "dependencies": dependencies,
+                    "python": args.get("python"),
+                    "image": args.get("image") or UV_IMAGE,
+                },
+                None,
+            )
         assert code is not None
         command = _uv_command(code, dependencies, args.get("python"), script_args)
         name = Path(str(script)).stem if str(script).endswith(".py") and "\n" not in str(script) else "script"
-        return "docker", {**common, "image": args.get("image") or UV_IMAGE, "command": command, "name": name}, code
+        return (
+            "docker",
+            {**common, "image": args.get("image") or UV_IMAGE, "command": command, "name": name},
+            code,
+        )
     command = args.get("command")
     if not command:
         raise ToolError("run needs either `script` (Python) or `image` + `command` (Docker).")
     if isinstance(command, str):
         command = shlex.split(command)
-    return "docker", {**common, "image": args.get("image") or DOCKER_IMAGE, "command": [str(c) for c in command]}, None
+    return (
+        "docker",
+        {**common, "image": args.get("image") or DOCKER_IMAGE, "command": [str(c) for c in command]},
+        None,
+    )
 
 
 def _check_timeout(args: dict[str, Any]) -> None:
@@ -212,7 +230,9 @@ async def describe(args: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
     cost = hf.estimate_job_cost(flavor, timeout)
     lines = [f"{op} on {flavor} · timeout {timeout}"]
     lines.append(
-        f"price ${price:.2f}/h · max cost ≈ ${cost:.2f}" if price is not None and cost is not None else "price unknown"
+        f"price ${price:.2f}/h · max cost ≈ ${cost:.2f}"
+        if price is not None and cost is not None
+        else "price unknown"
     )
     if op == "scheduled run":
         lines.append(f"schedule {args.get('schedule')} (cost repeats on every run)")
@@ -238,7 +258,9 @@ async def describe(args: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
     if env_names:
         lines.append("env: " + ", ".join(env_names))
     warnings = check_training_script(
-        code if code is not None else str(args.get("script") or " ".join(map(str, args.get("command") or []))),
+        code
+        if code is not None
+        else str(args.get("script") or " ".join(map(str, args.get("command") or []))),
         hardware=flavor,
         timeout=args.get("timeout"),
         dependencies=[str(d) for d in args.get("dependencies") or []],
@@ -277,7 +299,9 @@ async def handle(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                 return await _inspect(api, namespace, job_id, ctx)
             await hf.in_thread(api.cancel_job, job_id=job_id, namespace=namespace)
             ctx.state.record_side_effect(f"cancelled HF job {job_id}")
-            return ToolResult(f"Cancel requested for job {job_id}. Check with inspect; the stage becomes CANCELED.")
+            return ToolResult(
+                f"Cancel requested for job {job_id}. Check with inspect; the stage becomes CANCELED."
+            )
         return await _scheduled(api, namespace, op, args, ctx)
     except ToolError:
         raise
@@ -306,25 +330,37 @@ async def _run(api: Any, namespace: str, args: dict[str, Any], ctx: ToolContext)
     _check_timeout(args)
     mode, kwargs, _ = _launch_kwargs(args, ctx.workdir)
     flavor = kwargs["flavor"]
-    if mode == "uv":
-        info = await hf.in_thread(api.run_uv_job, namespace=namespace, **kwargs)
-    else:
-        info = await hf.in_thread(api.run_job, namespace=namespace, **kwargs)
-    ctx.state.record_side_effect(f"started HF job {info.id} on {flavor} ({info.url})")
     price = hf.job_price_per_hour(flavor)
     watcher = get_job_watcher(ctx.services, ctx.emit)
     title = kwargs.get("name") or Path(str(args.get("script") or kwargs.get("image") or "job")).name[:60]
-    job = watcher.watch(
-        info.id,
-        namespace=namespace,
-        hardware=flavor,
-        url=info.url,
-        title=title,
-        tool_call_id=ctx.tool_call_id,
-        price_usd_per_hour=price,
-        status=str(info.status.stage),
+
+    def adopt(info: Any) -> Any:
+        ctx.state.record_side_effect(f"started HF job {info.id} on {flavor} ({info.url})")
+        return watcher.watch(
+            info.id,
+            namespace=namespace,
+            hardware=flavor,
+            url=info.url,
+            title=title,
+            tool_call_id=ctx.tool_call_id,
+            price_usd_per_hour=price,
+            status=str(info.status.stage),
+        )
+
+    launch = api.run_uv_job if mode == "uv" else api.run_job
+    creation = asyncio.ensure_future(hf.in_thread(launch, namespace=namespace, **kwargs))
+    try:
+        info = await asyncio.shield(creation)
+    except asyncio.CancelledError:
+        # Interrupted while the Hub creates the job: still follow it once it exists, never leave it untracked.
+        creation.add_done_callback(
+            lambda task: adopt(task.result()) if not task.cancelled() and task.exception() is None else None
+        )
+        raise
+    job = adopt(info)
+    wait_s = max(
+        0.0, min(float(args.get("wait_s") if args.get("wait_s") is not None else DEFAULT_WAIT_S), 600.0)
     )
-    wait_s = max(0.0, min(float(args.get("wait_s") if args.get("wait_s") is not None else DEFAULT_WAIT_S), 600.0))
     running_since: list[float] = []
 
     def ready(j: Any) -> bool:
@@ -345,7 +381,9 @@ async def _run(api: Any, namespace: str, args: dict[str, Any], ctx: ToolContext)
     log = list(job.log_lines)
     if log:
         lines.append("Logs so far:" if status not in TERMINAL_STAGES else "Logs:")
-        lines.append(hf.tail_text(log, max_lines=40 if status not in TERMINAL_STAGES else 120, max_chars=6000))
+        lines.append(
+            hf.tail_text(log, max_lines=40 if status not in TERMINAL_STAGES else 120, max_chars=6000)
+        )
     if status in TERMINAL_STAGES:
         lines.append(f"The job finished with status {status}.")
     else:
@@ -371,13 +409,15 @@ async def _ps(api: Any, namespace: str, args: dict[str, Any]) -> ToolResult:
     for job in jobs[:50]:
         created = job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else "?"
         what = job.docker_image or job.space_id or ""
-        rows.append(f"{job.id}  {str(job.status.stage):<10} {str(job.flavor or ''):<12} {created}  {what}")
+        rows.append(f"{job.id}  {job.status.stage!s:<10} {job.flavor or ''!s:<12} {created}  {what}")
     more = f"\n... and {len(jobs) - 50} more" if len(jobs) > 50 else ""
     return ToolResult(f"Jobs in {namespace}:\n" + "\n".join(rows) + more)
 
 
 async def _logs(api: Any, namespace: str, job_id: str) -> ToolResult:
-    lines = await hf.in_thread(lambda: list(api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False)))
+    lines = await hf.in_thread(
+        lambda: list(api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False))
+    )
     if not lines:
         return ToolResult(f"No logs yet for job {job_id}.")
     return ToolResult(f"Logs of job {job_id} ({len(lines)} lines):\n" + hf.tail_text(lines, 200, 20_000))
@@ -386,7 +426,9 @@ async def _logs(api: Any, namespace: str, job_id: str) -> ToolResult:
 async def _inspect(api: Any, namespace: str, job_id: str, ctx: ToolContext) -> ToolResult:
     info = await hf.in_thread(api.inspect_job, job_id=job_id, namespace=namespace)
     flavor = str(info.flavor or "")
-    lines = [f"Job {info.id}: {info.status.stage}" + (f" ({info.status.message})" if info.status.message else "")]
+    lines = [
+        f"Job {info.id}: {info.status.stage}" + (f" ({info.status.message})" if info.status.message else "")
+    ]
     lines.append(f"hardware {flavor} · URL {info.url}")
     if info.created_at:
         lines.append(f"created {info.created_at.isoformat(timespec='seconds')}")
@@ -411,9 +453,13 @@ async def _scheduled(api: Any, namespace: str, op: str, args: dict[str, Any], ct
         _check_timeout(args)
         mode, kwargs, _ = _launch_kwargs(args, ctx.workdir)
         if mode == "uv":
-            info = await hf.in_thread(api.create_scheduled_uv_job, schedule=schedule, namespace=namespace, **kwargs)
+            info = await hf.in_thread(
+                api.create_scheduled_uv_job, schedule=schedule, namespace=namespace, **kwargs
+            )
         else:
-            info = await hf.in_thread(api.create_scheduled_job, schedule=schedule, namespace=namespace, **kwargs)
+            info = await hf.in_thread(
+                api.create_scheduled_job, schedule=schedule, namespace=namespace, **kwargs
+            )
         ctx.state.record_side_effect(f"created scheduled HF job {info.id} ({schedule})")
         return ToolResult(
             f"Scheduled job {info.id} created ({schedule}) on {kwargs['flavor']} in {namespace}. "
@@ -451,7 +497,11 @@ async def _scheduled(api: Any, namespace: str, op: str, args: dict[str, Any], ct
 
 def _subject(args: dict[str, Any]) -> str:
     op = _operation(args)
-    return f"{op} {_flavor(args)}" if op in ("run", "scheduled run") else f"{op} {args.get('job_id') or ''}".strip()
+    return (
+        f"{op} {_flavor(args)}"
+        if op in ("run", "scheduled run")
+        else f"{op} {args.get('job_id') or ''}".strip()
+    )
 
 
 def tool_specs(settings: Settings) -> list[ToolSpec]:

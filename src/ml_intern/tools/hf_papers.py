@@ -7,7 +7,7 @@ import os
 import re
 from collections import OrderedDict
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ml_intern.core.tools import Risk, ToolContext, ToolError, ToolResult, ToolSpec
 from ml_intern.tools import hf_common as hf
@@ -152,7 +152,9 @@ async def _s2(
             if json_body is None:
                 response = await client.get(url, params=params, headers=headers, timeout=S2_TIMEOUT_S)
             else:
-                response = await client.post(url, params=params, json=json_body, headers=headers, timeout=S2_TIMEOUT_S)
+                response = await client.post(
+                    url, params=params, json=json_body, headers=headers, timeout=S2_TIMEOUT_S
+                )
         except Exception as exc:
             name = type(exc).__name__
             if "Connect" in name or isinstance(exc, OSError):
@@ -181,7 +183,10 @@ def _paper_line(paper: dict[str, Any], index: int) -> str:
     pid = paper.get("id") or ""
     authors = ", ".join(a.get("name", "") for a in (paper.get("authors") or [])[:4])
     bits = [f"{index}. {paper.get('title', '').strip()} (arXiv {pid})"]
-    meta = [str(paper.get("publishedAt", ""))[:10], f"{paper.get('upvotes', 0)} upvotes" if "upvotes" in paper else ""]
+    meta = [
+        str(paper.get("publishedAt", ""))[:10],
+        f"{paper.get('upvotes', 0)} upvotes" if "upvotes" in paper else "",
+    ]
     if authors:
         meta.insert(0, authors)
     bits.append("   " + " · ".join(m for m in meta if m))
@@ -208,7 +213,9 @@ def _s2_line(paper: dict[str, Any], index: int) -> str:
 class _SectionParser(HTMLParser):
     """Split an arXiv HTML paper into (title, text) sections."""
 
-    _SKIP = {"script", "style", "annotation", "annotation-xml", "nav", "header", "footer"}
+    _SKIP: ClassVar[frozenset[str]] = frozenset(
+        {"script", "style", "annotation", "annotation-xml", "nav", "header", "footer"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -326,12 +333,17 @@ async def _resources(client: httpx.AsyncClient, kind: str, arxiv_id: str, args: 
             f"- {c.get('title')} ({hf.hf_endpoint()}/collections/{c.get('slug')}) · {c.get('upvotes', 0)} upvotes"
             for c in items[:limit]
         )
-    sort = {"downloads": "downloads", "likes": "likes", "trending": "trendingScore"}.get(args.get("sort") or "downloads")
-    items = await _hub_json(client, f"/api/{kind}", {"filter": f"arxiv:{arxiv_id}", "limit": limit, "sort": sort})
+    sort = {"downloads": "downloads", "likes": "likes", "trending": "trendingScore"}.get(
+        args.get("sort") or "downloads"
+    )
+    items = await _hub_json(
+        client, f"/api/{kind}", {"filter": f"arxiv:{arxiv_id}", "limit": limit, "sort": sort}
+    )
     if not items:
         return f"No {kind} cite arXiv {arxiv_id}."
     return f"{kind.capitalize()} citing arXiv {arxiv_id}:\n" + "\n".join(
-        f"- {m.get('id')} · {m.get('downloads', 0):,} downloads · {m.get('likes', 0)} likes" for m in items[:limit]
+        f"- {m.get('id')} · {m.get('downloads', 0):,} downloads · {m.get('likes', 0)} likes"
+        for m in items[:limit]
     )
 
 
@@ -353,9 +365,9 @@ async def _run(op: str, args: dict[str, Any], client: httpx.AsyncClient) -> str:
         query = args.get("query")
         if not query:
             raise ToolError("search needs query.")
-        advanced = any(args.get(k) for k in ("min_citations", "date_from", "date_to", "categories")) or args.get(
-            "sort_by"
-        ) not in (None, "relevance")
+        advanced = any(
+            args.get(k) for k in ("min_citations", "date_from", "date_to", "categories")
+        ) or args.get("sort_by") not in (None, "relevance")
         if advanced:
             params = {"query": query, "fields": _S2_FIELDS, "limit": limit}
             if args.get("min_citations"):
@@ -419,7 +431,7 @@ async def _run(op: str, args: dict[str, Any], client: httpx.AsyncClient) -> str:
         for i, item in enumerate(items[:limit], 1):
             paper = item.get("paper") or {}
             snippet = (item.get("snippet") or {}).get("text", "")
-            lines.append(f"{i}. {paper.get('title', '')}\n   \"{_short(snippet, 500)}\"")
+            lines.append(f'{i}. {paper.get("title", "")}\n   "{_short(snippet, 500)}"')
         return "\n".join(lines)
     if op == "recommend":
         positives = [str(x) for x in args.get("positive_ids") or []]
@@ -428,7 +440,9 @@ async def _run(op: str, args: dict[str, Any], client: httpx.AsyncClient) -> str:
         if not positives:
             raise ToolError("recommend needs arxiv_id or positive_ids.")
         norm = [p if ":" in p else f"arXiv:{p}" for p in positives]
-        negatives = [p if ":" in p else f"arXiv:{p}" for p in (str(x) for x in args.get("negative_ids") or [])]
+        negatives = [
+            p if ":" in p else f"arXiv:{p}" for p in (str(x) for x in args.get("negative_ids") or [])
+        ]
         data = await _s2(
             client,
             "/recommendations/v1/papers/",

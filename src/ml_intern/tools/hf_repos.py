@@ -51,7 +51,9 @@ GIT_OPERATIONS = [
     "create_repo",
     "update_repo",
 ]
-GIT_DESCRIPTION = "Hub repo branches, tags, pull requests, create_repo (private by default), update_repo (private/gated)."
+GIT_DESCRIPTION = (
+    "Hub repo branches, tags, pull requests, create_repo (private by default), update_repo (private/gated)."
+)
 _STR: dict[str, Any] = {"type": "string"}
 GIT_PARAMETERS: dict[str, Any] = {
     "type": "object",
@@ -123,12 +125,18 @@ def describe_files(args: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
     if op == "upload":
         content = str(args.get("content") or "")
         lines = content.splitlines()
-        preview = [f"upload {args.get('path')} → {where}", url, f"{len(content.encode()):,} bytes, {len(lines)} lines"]
+        preview = [
+            f"upload {args.get('path')} → {where}",
+            url,
+            f"{len(content.encode()):,} bytes, {len(lines)} lines",
+        ]
         preview += ["---"] + lines[:20] + ([f"... ({len(lines) - 20} more lines)"] if len(lines) > 20 else [])
         return ApprovalInfo(preview="\n".join(preview))
     if op == "delete":
         patterns = _delete_patterns(args)
-        return ApprovalInfo(preview=f"delete from {where}:\n" + "\n".join(f"  {p}" for p in patterns) + f"\n{url}")
+        return ApprovalInfo(
+            preview=f"delete from {where}:\n" + "\n".join(f"  {p}" for p in patterns) + f"\n{url}"
+        )
     return ApprovalInfo(preview=f"{op} {where}")
 
 
@@ -179,7 +187,8 @@ async def handle_files(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                 delete_patterns=patterns,
                 repo_type=repo_type,
                 revision=revision,
-                commit_message=args.get("commit_message") or f"Delete {', '.join(patterns)[:80]} with ml-intern",
+                commit_message=args.get("commit_message")
+                or f"Delete {', '.join(patterns)[:80]} with ml-intern",
                 create_pr=bool(args.get("create_pr")),
             )
             ctx.state.record_side_effect(f"deleted {', '.join(patterns)} from {repo_type} {repo_id}")
@@ -202,7 +211,11 @@ async def _list(api: Any, repo_id: str, repo_type: str, revision: str, path: Any
     entries = await hf.in_thread(
         lambda: list(
             api.list_repo_tree(
-                repo_id, path_in_repo=str(path) if path else None, recursive=True, repo_type=repo_type, revision=revision
+                repo_id,
+                path_in_repo=str(path) if path else None,
+                recursive=True,
+                repo_type=repo_type,
+                revision=revision,
             )
         )
     )
@@ -212,7 +225,9 @@ async def _list(api: Any, repo_id: str, repo_type: str, revision: str, path: Any
     lines = [f"{e.path}  ({_size(e.size)})" for e in files[:_MAX_LIST]]
     total = sum(e.size or 0 for e in files)
     more = f"\n... and {len(files) - _MAX_LIST} more files" if len(files) > _MAX_LIST else ""
-    return ToolResult(f"{repo_type} {repo_id} @ {revision}: {len(files)} files, {_size(total)}\n" + "\n".join(lines) + more)
+    return ToolResult(
+        f"{repo_type} {repo_id} @ {revision}: {len(files)} files, {_size(total)}\n" + "\n".join(lines) + more
+    )
 
 
 def _size(n: int | None) -> str:
@@ -249,12 +264,16 @@ async def _read(repo_id: str, repo_type: str, revision: str, path: str) -> ToolR
     size = max(total, len(data))
     sample = data[:8192]
     if b"\x00" in sample:
-        return ToolResult(f"{path} is a binary file ({_size(size)}, {size:,} bytes); its content is not shown.")
+        return ToolResult(
+            f"{path} is a binary file ({_size(size)}, {size:,} bytes); its content is not shown."
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(data) - 4:  # not just a multi-byte char cut at the read limit
-            return ToolResult(f"{path} is a binary file ({_size(size)}, {size:,} bytes); its content is not shown.")
+            return ToolResult(
+                f"{path} is a binary file ({_size(size)}, {size:,} bytes); its content is not shown."
+            )
         text = data[: exc.start].decode("utf-8")
     if len(text) > MAX_READ_CHARS or size > len(data):
         shown = text[:MAX_READ_CHARS]
@@ -273,7 +292,9 @@ def _read_error(response: Any, repo_id: str, path: str) -> str:
     if code == "EntryNotFound":
         return f"read {repo_id}/{path}: file not found (404). List the repo to see its files."
     if code in ("RepoNotFound", "RevisionNotFound") or status == 404:
-        return f"read {repo_id}/{path}: repo or revision not found (404), or it is private and not accessible."
+        return (
+            f"read {repo_id}/{path}: repo or revision not found (404), or it is private and not accessible."
+        )
     if status == 401:
         return f"read {repo_id}/{path}: not authorized (401); private repos need HF_TOKEN with access."
     return f"read {repo_id}/{path}: HTTP {status}."
@@ -289,7 +310,18 @@ def describe_git(args: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
     repo_type = str(args.get("repo_type") or "model")
     details = [
         f"{k}={args[k]}"
-        for k in ("branch", "from_rev", "tag", "revision", "pr_num", "title", "new_status", "private", "gated", "space_sdk")
+        for k in (
+            "branch",
+            "from_rev",
+            "tag",
+            "revision",
+            "pr_num",
+            "title",
+            "new_status",
+            "private",
+            "gated",
+            "space_sdk",
+        )
         if args.get(k) is not None
     ]
     warnings = []
@@ -315,7 +347,9 @@ async def handle_git(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     """Run one git-level repo operation."""
     op = _op(args)
     if op not in GIT_OPERATIONS:
-        raise ToolError(f"unknown operation {args.get('operation')!r}; use one of: {', '.join(GIT_OPERATIONS)}")
+        raise ToolError(
+            f"unknown operation {args.get('operation')!r}; use one of: {', '.join(GIT_OPERATIONS)}"
+        )
     repo_id, repo_type = _repo(args)
     api = hf.make_api(ctx)
     base = {"repo_type": repo_type}
@@ -330,7 +364,9 @@ async def handle_git(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     return ToolResult(text)
 
 
-async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, Any], args: dict[str, Any]) -> str:
+async def _git(
+    api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, Any], args: dict[str, Any]
+) -> str:
     run = hf.in_thread
     if op == "create_branch":
         _need(args, "branch")
@@ -343,8 +379,12 @@ async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, 
     if op == "create_tag":
         _need(args, "tag")
         await run(
-            api.create_tag, repo_id, tag=args["tag"], tag_message=args.get("tag_message"),
-            revision=args.get("revision"), **base,
+            api.create_tag,
+            repo_id,
+            tag=args["tag"],
+            tag_message=args.get("tag_message"),
+            revision=args.get("revision"),
+            **base,
         )
         return f"Created tag {args['tag']} in {repo_id}."
     if op == "delete_tag":
@@ -358,26 +398,43 @@ async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, 
         return f"{repo_id}\nbranches: {branches}\ntags: {tags}"
     if op == "create_pr":
         _need(args, "title")
-        pr = await run(api.create_pull_request, repo_id, title=args["title"], description=args.get("description") or "", **base)
+        pr = await run(
+            api.create_pull_request,
+            repo_id,
+            title=args["title"],
+            description=args.get("description") or "",
+            **base,
+        )
         return f"Opened PR #{pr.num} '{pr.title}': {hf.repo_url(repo_id, repo_type)}/discussions/{pr.num}"
     if op == "list_prs":
         status = args.get("status") or "open"
         items = await run(
             lambda: list(
                 api.get_repo_discussions(
-                    repo_id, discussion_type="pull_request", discussion_status=None if status == "all" else status, **base
+                    repo_id,
+                    discussion_type="pull_request",
+                    discussion_status=None if status == "all" else status,
+                    **base,
                 )
             )
         )
         if not items:
             return f"No {status if status != 'all' else ''} pull requests in {repo_id}.".replace("  ", " ")
         return "\n".join(f"#{d.num} [{d.status}] {d.title} by {d.author}" for d in items[:50])
-    _need(args, "pr_num") if op in ("get_pr", "merge_pr", "close_pr", "comment_pr", "change_pr_status") else None
+    _need(args, "pr_num") if op in (
+        "get_pr",
+        "merge_pr",
+        "close_pr",
+        "comment_pr",
+        "change_pr_status",
+    ) else None
     if op == "get_pr":
         d = await run(api.get_discussion_details, repo_id, discussion_num=int(args["pr_num"]), **base)
         lines = [f"#{d.num} [{d.status}] {d.title} by {d.author}" + (" (PR)" if d.is_pull_request else "")]
         if d.is_pull_request:
-            lines.append(f"target {d.target_branch}; conflicts: {', '.join(d.conflicting_files or []) or 'none'}")
+            lines.append(
+                f"target {d.target_branch}; conflicts: {', '.join(d.conflicting_files or []) or 'none'}"
+            )
         for event in d.events[-20:]:
             content = getattr(event, "content", None) or getattr(event, "new_status", None) or event.type
             lines.append(f"- {event.author}: {str(content)[:500]}")
@@ -388,7 +445,14 @@ async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, 
         await run(api.merge_pull_request, repo_id, int(args["pr_num"]), comment=args.get("comment"), **base)
         return f"Merged PR #{args['pr_num']} into {repo_id}."
     if op == "close_pr":
-        await run(api.change_discussion_status, repo_id, int(args["pr_num"]), "closed", comment=args.get("comment"), **base)
+        await run(
+            api.change_discussion_status,
+            repo_id,
+            int(args["pr_num"]),
+            "closed",
+            comment=args.get("comment"),
+            **base,
+        )
         return f"Closed PR #{args['pr_num']} in {repo_id}."
     if op == "comment_pr":
         _need(args, "comment")
@@ -397,8 +461,12 @@ async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, 
     if op == "change_pr_status":
         _need(args, "new_status")
         await run(
-            api.change_discussion_status, repo_id, int(args["pr_num"]), args["new_status"],
-            comment=args.get("comment"), **base,
+            api.change_discussion_status,
+            repo_id,
+            int(args["pr_num"]),
+            args["new_status"],
+            comment=args.get("comment"),
+            **base,
         )
         return f"PR #{args['pr_num']} is now {args['new_status']}."
     if op == "create_repo":
@@ -416,7 +484,10 @@ async def _git(api: Any, op: str, repo_id: str, repo_type: str, base: dict[str, 
         if args.get("private") is None and gated is None:
             raise ToolError("update_repo needs `private` and/or `gated`.")
         await run(api.update_repo_settings, repo_id, private=args.get("private"), gated=gated, **base)
-        changes = [f"private={args['private']}" if args.get("private") is not None else "", f"gated={gated}" if gated is not None else ""]
+        changes = [
+            f"private={args['private']}" if args.get("private") is not None else "",
+            f"gated={gated}" if gated is not None else "",
+        ]
         return f"Updated {repo_id}: {' '.join(c for c in changes if c)}."
     raise ToolError(f"unsupported operation {op}")
 

@@ -37,7 +37,9 @@ def check_training_script(
             "Set push_to_hub=True and hub_model_id in the config (and pass secrets with HF_TOKEN)."
         )
     elif uses_trainer and not _HUB_MODEL_ID.search(text):
-        warnings.append("push_to_hub is on but no hub_model_id is set; the repo name will be derived from output_dir.")
+        warnings.append(
+            "push_to_hub is on but no hub_model_id is set; the repo name will be derived from output_dir."
+        )
 
     hours = parse_timeout_hours(timeout)
     on_gpu = hardware not in CPU_FLAVORS
@@ -59,9 +61,9 @@ def check_training_script(
             "Installing flash-attn compiles for a long time (often > 30 min). Use a prebuilt kernel from the Hub "
             "instead: add the `kernels` dependency and set attn_implementation='kernels-community/flash-attn'."
         )
-    if on_gpu and script and "torch.cuda" not in text and "device_map" not in text and not uses_trainer:
-        if "import torch" in text and ".to(" not in text and ".cuda(" not in text:
-            warnings.append(f"The script imports torch but never moves work to the GPU ({hardware} would idle).")
+    gpu_unused = not any(marker in text for marker in ("torch.cuda", "device_map", ".to(", ".cuda("))
+    if on_gpu and script and not uses_trainer and "import torch" in text and gpu_unused:
+        warnings.append(f"The script imports torch but never moves work to the GPU ({hardware} would idle).")
     return warnings
 
 

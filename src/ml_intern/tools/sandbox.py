@@ -107,7 +107,9 @@ class SandboxManager:
         try:
             owner = await hf.in_thread(hf.whoami_name, api)
         except Exception as exc:
-            raise ToolError(hf.describe_http_error(exc, "Could not identify your Hugging Face account")) from None
+            raise ToolError(
+                hf.describe_http_error(exc, "Could not identify your Hugging Face account")
+            ) from None
         space_id = f"{owner}/sandbox-{uuid.uuid4().hex[:8]}"
         secret = secrets.token_urlsafe(32)
         ctx.log(f"Creating sandbox {space_id} on {hardware}…")
@@ -125,7 +127,9 @@ class SandboxManager:
         except Exception as exc:
             if hf.is_payment_error(exc):
                 raise ToolError(hf.describe_http_error(exc, f"sandbox on {hardware}")) from None
-            raise ToolError(hf.describe_http_error(exc, f"creating sandbox from {template_space()}")) from None
+            raise ToolError(
+                hf.describe_http_error(exc, f"creating sandbox from {template_space()}")
+            ) from None
         ctx.state.record_side_effect(f"created sandbox Space {space_id} ({hardware})")
         sandbox = Sandbox(space_id, hardware, secret, space_api_url(space_id), time.time(), auto)
         self._emit(ctx, sandbox, "BUILDING")
@@ -163,18 +167,24 @@ class SandboxManager:
         async with hf.http_client(timeout=10) as client:
             while time.monotonic() < deadline:
                 try:
-                    response = await client.get(f"{sandbox.base_url}/api/health", headers=self._headers(sandbox))
+                    response = await client.get(
+                        f"{sandbox.base_url}/api/health", headers=self._headers(sandbox)
+                    )
                     if response.status_code == 200:
                         return
                 except Exception:
                     pass
                 await asyncio.sleep(min(WAIT_INTERVAL, 2.0))
-        raise ToolError(f"sandbox {sandbox.space_id} is running but its API did not answer within {API_WAIT_TIMEOUT} s.")
+        raise ToolError(
+            f"sandbox {sandbox.space_id} is running but its API did not answer within {API_WAIT_TIMEOUT} s."
+        )
 
     def _headers(self, sandbox: Sandbox) -> dict[str, str]:
         return {**hf.auth_headers(sandbox.base_url), "X-Sandbox-Authorization": f"Bearer {sandbox.secret}"}
 
-    async def call(self, ctx: ToolContext, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def call(
+        self, ctx: ToolContext, action: str, payload: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         """POST one action to the sandbox API."""
         sandbox = self.sandbox or await self.ensure(ctx, "cpu-basic", auto=True)
         async with hf.http_client(timeout=timeout + 15) as client:
@@ -183,7 +193,9 @@ class SandboxManager:
                     f"{sandbox.base_url}/api/{action}", json=payload, headers=self._headers(sandbox)
                 )
             except Exception as exc:
-                raise ToolError(f"the sandbox did not answer ({type(exc).__name__}); it may be restarting.") from None
+                raise ToolError(
+                    f"the sandbox did not answer ({type(exc).__name__}); it may be restarting."
+                ) from None
         if response.status_code >= 400:
             raise ToolError(f"sandbox {action} failed: HTTP {response.status_code} {response.text[:200]}")
         return response.json()
@@ -260,10 +272,16 @@ def describe_create(args: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
     price = hf.space_price_per_hour(hardware)
     existing = ctx.services.get("sandbox")
     if existing is not None and existing.sandbox is not None and existing.sandbox.hardware == hardware:
-        return ApprovalInfo(preview=f"reuse sandbox {existing.sandbox.space_id} ({hardware})", estimated_cost_usd=0.0)
+        return ApprovalInfo(
+            preview=f"reuse sandbox {existing.sandbox.space_id} ({hardware})", estimated_cost_usd=0.0
+        )
     cost = None if price is None else round(price * RESERVATION_HOURS, 4)
     preview = f"private Space sandbox on {hardware} from {template_space()}\n"
-    preview += f"${price:.2f}/h, sleeps after {PAID_SLEEP_TIME_S // 60} min idle" if price is not None else "price unknown"
+    preview += (
+        f"${price:.2f}/h, sleeps after {PAID_SLEEP_TIME_S // 60} min idle"
+        if price is not None
+        else "price unknown"
+    )
     return ApprovalInfo(preview=preview, estimated_cost_usd=cost)
 
 
@@ -309,7 +327,9 @@ async def handle_write(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 async def handle_edit(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     """Edit a file in the sandbox."""
-    payload = {k: args[k] for k in ("path", "old_str", "new_str", "replace_all", "mode") if args.get(k) is not None}
+    payload = {
+        k: args[k] for k in ("path", "old_str", "new_str", "replace_all", "mode") if args.get(k) is not None
+    }
     ctx.state.record_side_effect(f"sandbox edit {args['path']}")
     return await _remote("edit", payload, ctx, 60)
 
@@ -320,8 +340,16 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
         return []
     path = {"type": "string", "description": "path in the sandbox (workdir /app)"}
     return [
-        ToolSpec("sandbox_create", CREATE_DESCRIPTION, CREATE_PARAMETERS, handle_create, risk=create_risk,
-                 subject=lambda a: str(a.get("hardware") or "cpu-basic"), describe=describe_create, undoable=False),
+        ToolSpec(
+            "sandbox_create",
+            CREATE_DESCRIPTION,
+            CREATE_PARAMETERS,
+            handle_create,
+            risk=create_risk,
+            subject=lambda a: str(a.get("hardware") or "cpu-basic"),
+            describe=describe_create,
+            undoable=False,
+        ),
         ToolSpec(
             "bash",
             "Run a shell command in the sandbox Space (not on the user's machine).",
@@ -331,7 +359,10 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
                     "command": {"type": "string"},
                     "description": {"type": "string"},
                     "work_dir": {"type": "string", "description": "default /app"},
-                    "timeout": {"type": "integer", "description": f"seconds (default {DEFAULT_TIMEOUT}, max {MAX_TIMEOUT})"},
+                    "timeout": {
+                        "type": "integer",
+                        "description": f"seconds (default {DEFAULT_TIMEOUT}, max {MAX_TIMEOUT})",
+                    },
                 },
                 "required": ["command"],
             },
@@ -343,8 +374,11 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
         ToolSpec(
             "read",
             "Read a file in the sandbox with line numbers.",
-            {"type": "object", "properties": {"path": path, "offset": {"type": "integer"}, "limit": {"type": "integer"}},
-             "required": ["path"]},
+            {
+                "type": "object",
+                "properties": {"path": path, "offset": {"type": "integer"}, "limit": {"type": "integer"}},
+                "required": ["path"],
+            },
             handle_read,
             risk=Risk.READ,
             subject=lambda a: str(a.get("path", "")),
@@ -354,8 +388,11 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
         ToolSpec(
             "write",
             "Write a whole file in the sandbox.",
-            {"type": "object", "properties": {"path": path, "content": {"type": "string"}},
-             "required": ["path", "content"]},
+            {
+                "type": "object",
+                "properties": {"path": path, "content": {"type": "string"}},
+                "required": ["path", "content"],
+            },
             handle_write,
             risk=Risk.EDIT,
             subject=lambda a: str(a.get("path", "")),
@@ -381,4 +418,3 @@ def tool_specs(settings: Settings) -> list[ToolSpec]:
             undoable=False,
         ),
     ]
-

@@ -101,7 +101,13 @@ class RunsPane(Vertical):
     }
     """
 
-    COLUMNS = (("run", "Run"), ("status", "Status"), ("hardware", "Hardware"), ("elapsed", "Elapsed"), ("cost", "Cost"))
+    COLUMNS = (
+        ("run", "Run"),
+        ("status", "Status"),
+        ("hardware", "Hardware"),
+        ("elapsed", "Elapsed"),
+        ("cost", "Cost"),
+    )
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -109,7 +115,9 @@ class RunsPane(Vertical):
         self.selected: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("No remote runs yet. Jobs and sandboxes started by the agent show up here.", id="runs-empty")
+        yield Static(
+            "No remote runs yet. Jobs and sandboxes started by the agent show up here.", id="runs-empty"
+        )
         table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
         for key, label in self.COLUMNS:
             table.add_column(label, key=key)
@@ -132,7 +140,16 @@ class RunsPane(Vertical):
         if run is None:
             run = RunRecord(job_id=event.job_id, kind=event.kind)
             self.runs[event.job_id] = run
-        for name in ("title", "status", "hardware", "url", "started_at", "finished_at", "cost_usd", "price_usd_per_hour"):
+        for name in (
+            "title",
+            "status",
+            "hardware",
+            "url",
+            "started_at",
+            "finished_at",
+            "cost_usd",
+            "price_usd_per_hour",
+        ):
             value = getattr(event, name)
             if value not in (None, ""):
                 setattr(run, name, value)
@@ -234,13 +251,39 @@ if __name__ == "__main__":
         def on_mount(self) -> None:
             pane = self.query_one(RunsPane)
             now = time.time()
-            pane.apply(JobUpdate(job_id="68a1b2c3d4e5f6a7b8c9d0e1", title="sft-qwen", status="RUNNING",
-                                 hardware="a10g-large", started_at=now - 600, price_usd_per_hour=1.5))
-            pane.apply(JobUpdate(job_id="sandbox-1a2b3c4d", kind="sandbox", title="sandbox-1a2b3c4d",
-                                 status="RUNNING", hardware="cpu-basic", started_at=now - 60, price_usd_per_hour=0.0))
-            pane.apply(JobUpdate(job_id="68a0000000000000000000ff", title="eval-gsm8k", status="COMPLETED",
-                                 hardware="t4-small", started_at=now - 3600, finished_at=now - 1800, cost_usd=0.3,
-                                 log_lines=["done"]))
+            pane.apply(
+                JobUpdate(
+                    job_id="68a1b2c3d4e5f6a7b8c9d0e1",
+                    title="sft-qwen",
+                    status="RUNNING",
+                    hardware="a10g-large",
+                    started_at=now - 600,
+                    price_usd_per_hour=1.5,
+                )
+            )
+            pane.apply(
+                JobUpdate(
+                    job_id="sandbox-1a2b3c4d",
+                    kind="sandbox",
+                    title="sandbox-1a2b3c4d",
+                    status="RUNNING",
+                    hardware="cpu-basic",
+                    started_at=now - 60,
+                    price_usd_per_hour=0.0,
+                )
+            )
+            pane.apply(
+                JobUpdate(
+                    job_id="68a0000000000000000000ff",
+                    title="eval-gsm8k",
+                    status="COMPLETED",
+                    hardware="t4-small",
+                    started_at=now - 3600,
+                    finished_at=now - 1800,
+                    cost_usd=0.3,
+                    log_lines=["done"],
+                )
+            )
             self._step = itertools.count(1)
             self._loss = 2.5
             self.set_interval(0.3, self._feed)
@@ -249,8 +292,13 @@ if __name__ == "__main__":
             step = next(self._step)
             self._loss = max(0.05, self._loss * 0.97 + random.uniform(-0.05, 0.05))
             self.query_one(RunsPane).apply(
-                JobUpdate(job_id="68a1b2c3d4e5f6a7b8c9d0e1", status="RUNNING",
-                          log_lines=[f"{{'loss': {self._loss:.4f}, 'learning_rate': 2e-05, 'epoch': {step / 100:.2f}}}"])
+                JobUpdate(
+                    job_id="68a1b2c3d4e5f6a7b8c9d0e1",
+                    status="RUNNING",
+                    log_lines=[
+                        f"{{'loss': {self._loss:.4f}, 'learning_rate': 2e-05, 'epoch': {step / 100:.2f}}}"
+                    ],
+                )
             )
 
     RunsDemo().run()
