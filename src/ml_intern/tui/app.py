@@ -55,6 +55,7 @@ class MLInternApp(App[int]):
         self.continue_latest = continue_latest
         self.max_blocks = max_blocks
         self.save_settings_enabled = save_settings
+        self.main_screen: MainScreen | None = None
         if history_file is _DEFAULT:
             from ml_intern.tui.history import history_path
 
@@ -75,7 +76,7 @@ class MLInternApp(App[int]):
 
     # -- start-up -------------------------------------------------------------------------------
 
-    def get_default_screen(self) -> Screen[Any]:
+    def _make_main_screen(self) -> MainScreen:
         startup: list[Operation] = [Resume(session_id=self.resume)] if self.resume else []
         initial_text = ""
         if self.demo:
@@ -92,8 +93,11 @@ class MLInternApp(App[int]):
             initial_text=initial_text,
         )
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self._apply_initial_theme()
+        # Pushed rather than returned from get_default_screen so the screen's own .tcss is loaded.
+        self.main_screen = self._make_main_screen()
+        await self.push_screen(self.main_screen)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.continue_latest and not self.resume:
             self._continue_latest()
@@ -131,15 +135,10 @@ class MLInternApp(App[int]):
         from ml_intern.core.session import list_sessions
 
         sessions = await asyncio.to_thread(list_sessions)
-        screen = self.get_screen_stack_base()
         if not sessions:
             self.notify("No saved session to continue; starting a new one.")
-        elif isinstance(screen, MainScreen):
-            screen.submit(Resume(session_id=sessions[0].session_id))
-
-    def get_screen_stack_base(self) -> Screen[Any]:
-        """Return the bottom screen (the main screen)."""
-        return self.screen_stack[0]
+        elif self.main_screen is not None:
+            self.main_screen.submit(Resume(session_id=sessions[0].session_id))
 
     async def _create_agent(self) -> Any:
         """Build the real agent (the demo gets the scripted model and a temporary workspace)."""
@@ -153,8 +152,8 @@ class MLInternApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        main = self.screen_stack[0] if self.screen_stack else None
-        if not isinstance(main, MainScreen):
+        main = self.main_screen
+        if main is None:
             return
         for action, title, help_text in MainScreen.PALETTE_ACTIONS:
             if main.check_action(action, ()) is not True:
@@ -172,8 +171,8 @@ class MLInternApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit, through the main screen so a running turn asks first."""
-        main = self.screen_stack[0] if self.screen_stack else None
-        if isinstance(main, MainScreen):
+        main = self.main_screen
+        if main is not None and main.is_attached:
             main.action_quit()
         else:
             self.exit(0)
@@ -181,8 +180,7 @@ class MLInternApp(App[int]):
     @work(group="shutdown", exclusive=True, exit_on_error=False)
     async def shutdown_and_exit(self, return_code: int = 0) -> None:
         """Stop the agent (briefly) and exit."""
-        main = self.screen_stack[0] if self.screen_stack else None
-        agent = getattr(main, "agent", None)
+        agent = self.main_screen.agent if self.main_screen is not None else None
         if agent is not None:
             try:
                 await asyncio.wait_for(agent.shutdown(timeout=2.0), 3.0)

@@ -50,8 +50,8 @@ def help_text() -> str:
 
 
 @slash_command("help", "Show commands and keys")
-def _help(screen: MainScreen, argument: str) -> None:
-    screen.show_help()
+async def _help(screen: MainScreen, argument: str) -> None:
+    await screen.show_help()
 
 
 @slash_command("undo", "Remove the last turn and restore the files it changed")
@@ -88,27 +88,27 @@ def _yolo(screen: MainScreen, argument: str) -> None:
 
 
 @slash_command("approval-mode", "Show or set the approval mode", "[ask|auto|yolo]")
-def _approval_mode(screen: MainScreen, argument: str) -> None:
+async def _approval_mode(screen: MainScreen, argument: str) -> None:
     if not argument:
-        screen.notice(f"Approval mode: {screen.status.info.approval_mode}")
+        await screen.notice(f"Approval mode: {screen.status.info.approval_mode}")
     elif argument in ("ask", "auto", "yolo"):
         screen.set_approval_mode(argument)
     else:
-        screen.notice(f"Unknown approval mode {argument!r}: use ask, auto or yolo.", "error")
+        await screen.notice(f"Unknown approval mode {argument!r}: use ask, auto or yolo.", "error")
 
 
 @slash_command("status", "Show model, context, tokens and cost")
-def _status(screen: MainScreen, argument: str) -> None:
-    screen.show_status()
+async def _status(screen: MainScreen, argument: str) -> None:
+    await screen.show_status()
 
 
 @slash_command("theme", "Show themes or switch (saved to config.toml)", "[name]")
-def _theme(screen: MainScreen, argument: str) -> None:
+async def _theme(screen: MainScreen, argument: str) -> None:
     if argument:
         screen.app_set_theme(argument)
     else:
         names = ", ".join(sorted(screen.app.available_themes))
-        screen.notice(f"Theme: {screen.app.theme}. Available: {names}")
+        await screen.notice(f"Theme: {screen.app.theme}. Available: {names}")
 
 
 @slash_command("quit", "Quit ml-intern")

@@ -10,6 +10,8 @@ from ml_intern.core.events import Event
 class AgentEvent(Message):
     """One event from the agent, posted by the bridge worker."""
 
+    bubble = False
+
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event

@@ -104,7 +104,7 @@ class ApprovalScreen(ModalScreen[ApprovalResult]):
     #approval-title { text-style: bold; color: $text-warning; width: 1fr; }
     #approval-counter { color: $text-muted; width: auto; }
     #approval-reason { color: $text-muted; margin: 0 0 1 0; }
-    #approval-preview-scroll { height: auto; max-height: 24; background: $panel; padding: 0 1; }
+    #approval-preview-scroll { height: auto; max-height: 50vh; background: $panel; padding: 0 1; }
     #approval-keys { margin: 1 0 0 0; color: $text-muted; }
     #approval-feedback { display: none; margin: 1 0 0 0; }
     ApprovalScreen.-feedback #approval-feedback { display: block; }

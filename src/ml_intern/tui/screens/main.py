@@ -81,7 +81,7 @@ class MainScreen(Screen[None]):
 
     CSS_PATH = "main.tcss"
     AUTO_FOCUS = "#prompt"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (96, "-wide")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "interrupt", "Interrupt", tooltip="Stop the running turn, its tools and approvals.",
@@ -135,6 +135,7 @@ class MainScreen(Screen[None]):
         self._approval_batches: deque[list[ev.ApprovalItem]] = deque()
         self._approval_screen: ApprovalScreen | None = None
         self._approval_cancelled = False
+        self._running_tools: dict[str, str] = {}
         self._runs_pane = make_runs_pane()
         self._initial_model = model
         self._initial_mode = approval_mode
@@ -299,6 +300,8 @@ class MainScreen(Screen[None]):
     def _set_working(self, working: bool, activity: str = "") -> None:
         if working == self.working and not activity:
             return
+        if not working:
+            self._running_tools.clear()
         self.working = working
         self.status.set(working=working, activity=activity)
         self.refresh_bindings()
@@ -360,13 +363,13 @@ class MainScreen(Screen[None]):
 
     async def _on_tool_call(self, event: ev.ToolCall) -> None:
         await self._ensure_tool(event.tool_call_id, event.tool, event.arguments)
-        self.status.set(activity=f"running {event.tool}")
 
     async def _on_tool_output(self, event: ev.ToolOutput) -> None:
         block = await self._ensure_tool(event.tool_call_id, event.tool, None)
         block.set_output(event.output, event.success, event.duration_s)
         self.timeline.set_output(event.tool_call_id, event.tool, event.output, event.success, event.duration_s)
-        self.status.set(activity="thinking")
+        self._running_tools.pop(event.tool_call_id, None)
+        self._show_activity()
 
     async def _on_tool_log(self, event: ev.ToolLog) -> None:
         if event.tool == "system" or event.tool_call_id is None:
@@ -381,6 +384,21 @@ class MainScreen(Screen[None]):
         block = await self._ensure_tool(event.tool_call_id, event.tool, None)
         block.set_state(event.state)
         self.timeline.set_state(event.tool_call_id, event.state, event.tool)
+        if event.state == "running":
+            self._running_tools[event.tool_call_id] = event.tool
+        else:
+            self._running_tools.pop(event.tool_call_id, None)
+        self._show_activity()
+
+    def _show_activity(self) -> None:
+        if not self.working:
+            return
+        running = list(self._running_tools.values())
+        if running:
+            more = f" +{len(running) - 1}" if len(running) > 1 else ""
+            self.status.set(activity=f"running {running[-1]}{more}")
+        else:
+            self.status.set(activity="thinking")
 
     async def _on_approval_required(self, event: ev.ApprovalRequired) -> None:
         for item in event.tools:

@@ -144,6 +144,7 @@ class ToolCallBlock(Static, can_focus=True):
         &:focus { background: $boost; text-style: none; }
         &:hover { background: $boost; }
         &.-expanded { border-left: outer $panel; margin: 0 0 0 1; }
+        &.-collapsed { text-wrap: nowrap; text-overflow: ellipsis; }
     }
     """
 
@@ -152,7 +153,7 @@ class ToolCallBlock(Static, can_focus=True):
     expanded: reactive[bool] = reactive(False)
 
     def __init__(self, tool: str, arguments: dict[str, Any], tool_call_id: str) -> None:
-        super().__init__(markup=False)
+        super().__init__(markup=False, classes="-collapsed")
         self.tool = tool
         self.arguments = arguments
         self.tool_call_id = tool_call_id
@@ -213,6 +214,7 @@ class ToolCallBlock(Static, can_focus=True):
 
     def watch_expanded(self, expanded: bool) -> None:
         self.set_class(expanded, "-expanded")
+        self.set_class(not expanded, "-collapsed")
         self.refresh_content()
 
     def action_toggle(self) -> None:

@@ -62,7 +62,7 @@ class StatusBar(Static):
     def show(self) -> None:
         """Repaint from `info`."""
         info = self.info
-        sep = ("  │  ", "$text-muted")
+        sep = (" │ ", "$text-muted")
         parts: list[str | tuple[str, str]] = []
         if info.demo:
             parts += [(" DEMO ", "bold reverse $text-warning"), " "]
@@ -81,5 +81,5 @@ class StatusBar(Static):
             parts += [sep, (f"ctx {used:.0%}", style), (f" of {format_tokens(info.context_window)}", "$text-muted")]
         parts += [sep, f"{format_tokens(info.session_tokens)} tok", sep, f"${info.session_cost_usd:.2f}"]
         mode_style = "bold $text-error" if info.approval_mode == "yolo" else "$text-muted"
-        parts += [sep, (f"approvals: {info.approval_mode}", mode_style)]
+        parts += [sep, (f"approve: {info.approval_mode}", mode_style)]
         self.update(Content.assemble(*parts), layout=False)
