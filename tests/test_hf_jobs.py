@@ -281,3 +281,19 @@ async def test_interrupt_during_creation_still_follows_the_job(hub, harness):
     assert await _wait_for(lambda: watcher.get(job_id).status == "COMPLETED")
     assert harness.state.side_effects, "the remote job is recorded for undo"
     await watcher.aclose()
+
+
+async def test_describe_falls_back_to_reference_prices(hub, harness):
+    hub.fail(r"^/api/jobs/hardware$", 500)
+    info = await hf_jobs.describe(
+        {
+            "operation": "run",
+            "image": "python:3.12",
+            "command": ["true"],
+            "hardware_flavor": "a10g-large",
+            "timeout": "2h",
+        },
+        harness.ctx("hf_jobs"),
+    )
+    assert info.estimated_cost_usd == pytest.approx(4.0)  # reference table: $2.00/h
+    assert "python:3.12: true" in info.preview

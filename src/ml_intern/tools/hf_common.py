@@ -220,6 +220,8 @@ def is_payment_error(exc: BaseException) -> bool:
 
 _live_prices: dict[str, float] = {}
 _live_prices_at = 0.0
+_price_failure_at = 0.0
+_PRICE_RETRY_S = 600
 _price_lock = threading.Lock()
 
 
@@ -249,12 +251,16 @@ def timeout_seconds(timeout: Any) -> int | None:
 def refresh_job_prices(api: HfApi) -> dict[str, float]:
     """Fetch live job prices from the Hub (cached 6 h); blocking. Falls back silently to the table."""
     global _live_prices_at
+    global _price_failure_at
     with _price_lock:
         if _live_prices and time.time() - _live_prices_at < _PRICE_CACHE_TTL_S:
             return dict(_live_prices)
+        if time.time() - _price_failure_at < _PRICE_RETRY_S:
+            return {}
     try:
         hardware = api.list_jobs_hardware()
     except Exception:
+        _price_failure_at = time.time()
         return {}
     prices: dict[str, float] = {}
     for item in hardware:
@@ -290,10 +296,10 @@ def estimate_job_cost(flavor: str, timeout: Any) -> float | None:
 
 def reset_caches() -> None:
     """Forget cached prices and user names (tests, endpoint changes)."""
-    global _live_prices_at
+    global _live_prices_at, _price_failure_at
     with _price_lock:
         _live_prices.clear()
-        _live_prices_at = 0.0
+        _live_prices_at = _price_failure_at = 0.0
     _namespace_cache.clear()
 
 
