@@ -104,7 +104,7 @@ class ApprovalScreen(ModalScreen[ApprovalResult]):
     #approval-title { text-style: bold; color: $text-warning; width: 1fr; }
     #approval-counter { color: $text-muted; width: auto; }
     #approval-reason { color: $text-muted; margin: 0 0 1 0; }
-    #approval-preview-scroll { height: auto; max-height: 50vh; background: $panel; padding: 0 1; }
+    #approval-preview-scroll { height: auto; background: $panel; padding: 0 1; }
     #approval-keys { margin: 1 0 0 0; color: $text-muted; }
     #approval-feedback { display: none; margin: 1 0 0 0; }
     ApprovalScreen.-feedback #approval-feedback { display: block; }
@@ -148,8 +148,11 @@ class ApprovalScreen(ModalScreen[ApprovalResult]):
         reason = self.query_one("#approval-reason", Static)
         reason.update(item.reason or "")
         reason.display = bool(item.reason)
-        self.query_one("#approval-preview", Static).update(render_preview(item))
-        self.query_one("#approval-preview-scroll", VerticalScroll).scroll_home(animate=False)
+        preview = render_preview(item)
+        self.query_one("#approval-preview", Static).update(preview)
+        scroll = self.query_one("#approval-preview-scroll", VerticalScroll)
+        scroll.styles.height = self._preview_height(preview)
+        scroll.scroll_home(animate=False)
         rule = self._rule_pattern(item)
         keys = Content.assemble(
             ("y", "bold $text-success"), " approve   ",
@@ -161,6 +164,12 @@ class ApprovalScreen(ModalScreen[ApprovalResult]):
             (f"\n\"always\" allows {item.tool}: {rule}" if rule else "", "$text-muted"),
         )
         self.query_one("#approval-keys", Static).update(keys)
+
+    def _preview_height(self, preview: Content) -> int:
+        """Lines the preview needs, capped at half the terminal (an auto height would not shrink)."""
+        width = max(20, min(110, int(self.app.size.width * 0.9)) - 6)
+        lines = sum(max(1, -(-len(line) // width)) for line in preview.plain.split("\n"))
+        return max(1, min(lines, max(3, self.app.size.height // 2)))
 
     @staticmethod
     def _rule_pattern(item: ApprovalItem) -> str | None:

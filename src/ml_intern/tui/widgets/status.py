@@ -53,6 +53,9 @@ class StatusBar(Static):
     def on_mount(self) -> None:
         self.show()
 
+    def on_resize(self) -> None:
+        self.show()
+
     def set(self, **changes: object) -> None:
         """Change some fields and repaint."""
         for key, value in changes.items():
@@ -78,8 +81,11 @@ class StatusBar(Static):
         if info.context_window:
             used = info.context_tokens / info.context_window
             style = "$text-error" if used >= 0.85 else "$text-warning" if used >= 0.7 else ""
-            parts += [sep, (f"ctx {used:.0%}", style), (f" of {format_tokens(info.context_window)}", "$text-muted")]
+            parts.append(sep)
+            parts.append((f"ctx {used:.0%}", style))
+            if self.size.width >= 100:
+                parts.append((f" of {format_tokens(info.context_window)}", "$text-muted"))
         parts += [sep, f"{format_tokens(info.session_tokens)} tok", sep, f"${info.session_cost_usd:.2f}"]
         mode_style = "bold $text-error" if info.approval_mode == "yolo" else "$text-muted"
-        parts += [sep, (f"approve: {info.approval_mode}", mode_style)]
+        parts += [sep, (info.approval_mode if self.size.width < 100 else f"approve: {info.approval_mode}", mode_style)]
         self.update(Content.assemble(*parts), layout=False)
