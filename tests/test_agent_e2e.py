@@ -60,6 +60,15 @@ class Run:
             await asyncio.sleep(0.01)
         raise AssertionError(f"no {kind.__name__} event within {timeout}s; got {[e.type for e in self.events]}")
 
+    async def wait_for_new(self, kind: type[ev.Event], after: ev.Event, timeout: float = 10) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.of(kind) if e.seq > after.seq]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no new {kind.__name__} event within {timeout}s")
+
 
 def agent_for(workdir: Path, approver: Any = "policy", **settings: Any) -> Agent:
     config = make_settings(**settings)

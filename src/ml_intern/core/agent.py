@@ -14,7 +14,7 @@ from ml_intern.config import ApprovalRule, Settings, save_user_settings
 from ml_intern.core import events as ev
 from ml_intern.core import operations as ops
 from ml_intern.core.approval import ApprovalPolicy, Approver, suggest_rule_pattern
-from ml_intern.core.context import CompactionError, History, SnapshotStore, compact_history
+from ml_intern.core.context import CompactionError, History, RewindPoint, SnapshotStore, compact_history
 from ml_intern.core.doom_loop import DoomLoopGuard
 from ml_intern.core.llm import context_window_for, validate_model_id
 from ml_intern.core.llm_types import LLMClient, LLMError, LLMRequest, LLMResponse
@@ -243,6 +243,12 @@ class Agent:
             self._mcp_task.cancel()
         for task in list(self._background):
             task.cancel()
+        sandbox = self.services.get("sandbox")
+        if sandbox is not None and hasattr(sandbox, "teardown"):
+            try:
+                await asyncio.wait_for(sandbox.teardown(emit=self.emit), 30)
+            except Exception as exc:
+                self.emit(ev.ToolLog(tool="system", log=f"Sandbox teardown failed: {exc}"))
         for name in ("jobs", "mcp", "notification_gateway"):
             service = self.services.get(name)
             closer = getattr(service, "aclose", None)
@@ -251,6 +257,7 @@ class Agent:
                     await asyncio.wait_for(closer(), 5)
                 except Exception:
                     pass
+        await self.flush_traces()
         self.store.close()
         self.emit(ev.Shutdown())
 
@@ -278,18 +285,21 @@ class Agent:
 
     def sync_store(self, rewrite: bool = False) -> None:
         """Persist history messages added since the last call (or the whole history after a rewrite)."""
-        records = self.history.to_records()
-        if rewrite or self._persisted > len(records):
-            self.store.write_rewrite(records)
+        count = len(self.history)
+        if rewrite or self._persisted > count:
+            self.store.write_rewrite(self.history.to_records())
         else:
-            for record in records[self._persisted :]:
+            for record in self.history.to_records(self._persisted):
+                if record["kind"] == "task":
+                    self.snapshots.remember_plan(record["turn"], self.state.plan)
+                    if not self.title:
+                        self.title = title_from_text(str(record["message"].get("content") or ""))
+                        self.store.write_meta(title=self.title, model=self.settings.model_name)
                 self.store.write_message(record)
-        self._persisted = len(records)
-        if not self.title:
-            first = next((r for r in records if r["kind"] == "task"), None)
-            if first is not None:
-                self.title = title_from_text(str(first["message"].get("content") or ""))
-                self.store.write_meta(title=self.title, model=self.settings.model_name)
+        self._persisted = count
+        rules = [rule.model_dump() for rule in self.policy.session_rules]
+        if rules != self.store.approval_rules:
+            self.store.write_meta(approval_rules=rules)
 
     # ------------------------------------------------------------------ helpers used by the turn loop
 
@@ -382,30 +392,46 @@ class Agent:
         if not force and tokens <= limit:
             return False
         if force:
-            limit = min(limit, max(1, tokens - 1))
+            # The provider refused a request we counted as fitting: our count is low, so aim well below it.
+            limit = min(limit, max(1, int(tokens * 0.8)))
         return await self._compact(limit, window, manual=False)
 
-    async def _compact(self, limit: int, window: int, *, manual: bool) -> bool:
-        schemas = self.tool_schemas()
-
-        async def summarise(messages: list[dict[str, Any]]) -> str:
+    def _summariser(self, window: int) -> Any:
+        async def summarise(messages: list[dict[str, Any]], max_tokens: int) -> str:
             response = await self.llm.complete(
-                LLMRequest(model=self.settings.model_name, messages=messages, stream=False, purpose="compaction",
-                           max_tokens=min(4096, max(256, window // 10)))
+                LLMRequest(
+                    model=self.settings.model_name,
+                    messages=messages,
+                    stream=False,
+                    purpose="compaction",
+                    max_tokens=max_tokens,
+                )
             )
             self.account_usage(response)
             return response.content
 
+        return summarise
+
+    async def _compact(self, limit: int, window: int, *, manual: bool) -> bool:
+        """Run one compaction; automatic ones end the session when nothing fits, manual ones say why not."""
+        schemas = self.tool_schemas()
+        tail_tokens = min(window // 8, 4000) if manual else None
         try:
             try:
-                result = await compact_history(self.history, schemas, limit_tokens=limit, context_window=window, summarise=summarise)
+                result = await compact_history(
+                    self.history, schemas, limit_tokens=limit, context_window=window,
+                    summarise=self._summariser(window), tail_tokens=tail_tokens, truncate=not manual,
+                )
             except LLMError as exc:
-                self.emit(ev.ToolLog(tool="system", log=f"Summary failed ({exc.message}); truncating old tool outputs instead."))
-                result = await compact_history(self.history, schemas, limit_tokens=limit, context_window=window, summarise=None)
+                if manual:
+                    self.emit(ev.CompactSkipped(reason=f"the summary request failed: {exc.message}"))
+                    return False
+                self.emit(ev.ToolLog(tool="system", log=f"Summary failed ({exc.message}); truncating tool outputs instead."))
+                result = await compact_history(
+                    self.history, schemas, limit_tokens=limit, context_window=window, summarise=None
+                )
         except CompactionError as exc:
-            if manual:
-                self.emit(ev.CompactSkipped(reason=f"Compaction could not help: {exc}."))
-                return False
+            self.sync_store(rewrite=True)
             self.terminated = True
             self.emit(
                 ev.SessionTerminated(
@@ -415,16 +441,37 @@ class Agent:
                 )
             )
             raise _TurnAborted() from None
+        if not result.summarised_messages and not result.truncated_outputs:
+            self.emit(ev.CompactSkipped(reason=result.skipped_reason or "nothing to compact"))
+            return False
         self.sync_store(rewrite=True)
+        done = []
+        if result.summarised_messages:
+            done.append(f"summarised {result.summarised_messages} messages")
+        if result.truncated_outputs:
+            done.append(f"cut {result.truncated_outputs} long outputs")
         self.emit(
             ev.Compacted(
                 old_tokens=result.old_tokens,
                 new_tokens=result.new_tokens,
-                message=f"Compacted {result.summarised_messages} messages ({result.method}); "
+                message=f"Compacted the history ({' and '.join(done)}): "
                 f"{result.old_tokens:,} -> {result.new_tokens:,} tokens.",
             )
         )
+        self.report_context()
         return True
+
+    def report_context(self) -> None:
+        """Emit a usage event with the current context size (after compaction, undo, resume)."""
+        self.emit(
+            ev.Usage(
+                context_tokens=self.history.tokens(self.tool_schemas()),
+                context_window=self.context_window,
+                session_cost_usd=round(self.session_cost_usd, 6),
+                session_tokens=self.session_tokens,
+                model=self.settings.model_name,
+            )
+        )
 
     # ------------------------------------------------------------------ operations
 
@@ -452,6 +499,7 @@ class Agent:
             await self.mcp_ready()
             self._turn_task = asyncio.create_task(self._turn(operation.text), name="ml-intern-turn")
             await asyncio.wait({self._turn_task})
+            self._share_trace()
         elif isinstance(operation, ops.Undo):
             self._undo(operation)
         elif isinstance(operation, ops.Compact):
@@ -460,6 +508,12 @@ class Agent:
             self._new()
         elif isinstance(operation, ops.Resume):
             self._resume(operation.session_id)
+        elif isinstance(operation, ops.Rename):
+            self._rename(operation.title)
+        elif isinstance(operation, ops.Export):
+            await self._export(operation.path)
+        elif isinstance(operation, ops.ShareTraces):
+            await self._share_traces(operation)
 
     async def _turn(self, text: str) -> None:
         from ml_intern.core.loop import run_turn
@@ -541,14 +595,15 @@ class Agent:
         self.emit(ev.ModelChanged(model=self.settings.model_name, context_window=self.context_window))
 
     def _undo(self, operation: ops.Undo) -> None:
-        users = self.history.real_user_indices()
-        if not users:
-            self.emit(ev.UndoComplete(message="Nothing to undo."))
+        """Remove the last N real user turns; restore the files they changed unless told not to."""
+        start = self.history.undo_start(max(1, operation.turns))
+        if start is None:
+            self.emit(ev.UndoComplete(turns=0, message="Nothing to undo: you have not sent a message yet."))
             return
-        count = max(1, min(operation.turns, len(users)))
-        index = users[-count]
-        removed_text = str(self.history.messages[index].get("content") or "")
-        first_turn = self.history.meta[index].turn
+        index, first_turn, compacted = start
+        turns = 1 if compacted else sum(1 for i in self.history.real_user_indices() if i >= index)
+        removed_text = None if compacted else str(self.history.messages[index].get("content") or "")
+        plan = self.snapshots.plan_before(first_turn)
         removed = self.history.truncate(index)
         if operation.restore_files:
             restored, not_undone = self.snapshots.restore_from(first_turn)
@@ -556,12 +611,25 @@ class Agent:
                 self.state.files_read.discard(path)
         else:
             restored, not_undone = [], self.snapshots.forget_from(first_turn)
+        self.doom_guard.reset()
+        self.malformed_streak.clear()
+        self.terminated = False
         self.sync_store(rewrite=True)
-        parts = [f"Removed {removed} messages ({count} turn{'s' if count > 1 else ''})."]
+        if plan is not None and plan != self.state.plan:
+            self.state.plan = plan
+            self.emit(ev.PlanUpdate(plan=[ev.PlanItem(**item) for item in plan]))
+        parts = [f"Removed {removed} message{'s' if removed != 1 else ''} ({turns} turn{'s' if turns != 1 else ''})."]
+        if compacted:
+            parts.append("The start of this turn was compacted into a summary, which stays.")
         if restored:
-            parts.append(f"Restored {len(restored)} file(s).")
+            parts.append(f"Restored {len(restored)} file{'s' if len(restored) != 1 else ''}.")
+        elif not operation.restore_files:
+            parts.append("Files were left as they are.")
         if not_undone:
-            parts.append(f"Not undone: {len(not_undone)} effect(s) outside ml-intern's control (shell commands, remote operations).")
+            parts.append(
+                f"Not undone: {len(not_undone)} effect{'s' if len(not_undone) != 1 else ''} outside ml-intern's "
+                "control (shell commands, remote operations)."
+            )
         self.emit(
             ev.UndoComplete(
                 removed_messages=removed,
@@ -569,27 +637,62 @@ class Agent:
                 not_undone=not_undone,
                 message=" ".join(parts),
                 user_text=removed_text,
+                turns=turns,
             )
         )
+        self.report_context()
+
+    def rewind_points(self) -> list[RewindPoint]:
+        """The real user messages the conversation can be rewound to, newest first (for the rewind picker)."""
+        points = self.history.rewind_points()
+        for point in points:
+            point.files_changed = sorted(
+                {path for turn, changes in self.snapshots.turns.items() if turn >= point.turn for path in changes.files}
+            )
+        return points
+
+    def _reattach_jobs(self, job_ids: list[str]) -> None:
+        """Follow a resumed session's cloud jobs again, in the background."""
+        from ml_intern.core.jobs import get_job_watcher
+
+        watcher = get_job_watcher(self.services, self.emit)
+
+        async def reattach() -> None:
+            try:
+                await watcher.reattach(job_ids)
+            except Exception as exc:
+                self.emit(ev.ToolLog(tool="system", log=f"Could not re-attach jobs {', '.join(job_ids)}: {exc}"))
+
+        task = asyncio.get_running_loop().create_task(reattach())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _manual_compact(self) -> None:
-        real_users = self.history.real_user_indices()
-        head_end = (real_users[0] + 1) if real_users else 1
-        if len(self.history) - head_end < 4:
-            self.emit(ev.CompactSkipped(reason=f"Nothing to compact yet: the conversation has only {len(self.history) - 1} messages."))
-            return
+        """Compact on request: summarise all but the recent messages, or say why nothing was done."""
         window = self.context_window or context_window_for(self.settings.model_name, self.settings.context_window)
         tokens = self.history.tokens(self.tool_schemas())
-        await self._compact(max(tokens - 1, 1), window, manual=True)
+        users = self.history.real_user_indices()
+        after_task = len(self.history) - (users[0] + 1 if users else 1)
+        if after_task < 2:
+            self.emit(
+                ev.CompactSkipped(
+                    reason=f"the conversation is too short to summarise ({after_task} message"
+                    f"{'s' if after_task != 1 else ''} after the task, {tokens:,} of {window:,} tokens)"
+                )
+            )
+            return
+        await self._compact(tokens, window, manual=True)
 
     def _reset_conversation(self, session_id: str) -> None:
-        self.store.close()
+        self.store.discard_if_empty()
         self.session_id = session_id
         self.store = SessionStore(session_id, enabled=self.settings.save_sessions)
         self.history = History(self._system_prompt())
         self.snapshots = SnapshotStore(paths.snapshots_dir() / session_id) if self.settings.save_sessions else self.snapshots
         self.state = AgentSessionState(self)
         self.doom_guard.reset()
+        self.malformed_streak.clear()
+        self.policy.session_rules = []
         self.session_tokens = 0
         self.session_cost_usd = 0.0
         self.spent_usd = 0.0
@@ -599,11 +702,13 @@ class Agent:
 
     def _new(self) -> None:
         previous = self.session_id
+        self._share_trace(previous)
         self._reset_conversation(new_session_id())
         self.store.write_meta(model=self.settings.model_name, workdir=str(self.workdir), created=True)
         self.sync_store()
         self.emit(ev.PlanUpdate(plan=[]))
         self.emit(ev.NewComplete(session_id=self.session_id, previous_session_id=previous))
+        self.report_context()
 
     def _resume(self, query: str) -> None:
         path = find_session(query)
@@ -615,23 +720,25 @@ class Agent:
             self.emit(ev.Error(error=f"Session {loaded.info.session_id} has no messages to restore.", kind="resume"))
             return
         self._reset_conversation(loaded.info.session_id)
-        if loaded.model and not validate_model_id(loaded.model):
+        if loaded.model and loaded.model != self.settings.model_name and not validate_model_id(loaded.model):
             self.settings.model_name = loaded.model
             self.context_window = context_window_for(loaded.model, self.settings.context_window)
         self.history = History(self._system_prompt())
         self.history.load_records(loaded.records)
-        self.history.patch_dangling_tool_calls()
+        # Calls that were running when the last process died have no result: say so, so the model checks.
+        self.history.patch_dangling_tool_calls(
+            "No result: ml-intern stopped (crash, kill or power loss) while this call was running. It may have "
+            "partly run: check its effects before running it again."
+        )
         self.state.plan = loaded.plan
+        self.policy.session_rules = [ApprovalRule(**rule) for rule in loaded.approval_rules]
         self.title = loaded.info.title
         self._persisted = len(self.history)
+        self.store.approval_rules = list(loaded.approval_rules)
         self.store.write_meta(model=self.settings.model_name, resumed=True, title=self.title)
         self.sync_store(rewrite=True)
-        jobs = self.services.get("jobs")
-        if loaded.job_ids and jobs is not None and hasattr(jobs, "reattach"):
-            try:
-                jobs.reattach(loaded.job_ids)
-            except Exception as exc:
-                self.emit(ev.ToolLog(tool="system", log=f"Could not re-attach jobs: {exc}"))
+        if loaded.job_ids:
+            self._reattach_jobs(loaded.job_ids)
         if loaded.plan:
             self.emit(ev.PlanUpdate(plan=[ev.PlanItem(**item) for item in loaded.plan]))
         self.emit(
@@ -640,6 +747,110 @@ class Agent:
                 restored_count=len(self.history) - 1,
                 model=self.settings.model_name,
                 title=self.title,
+            )
+        )
+        self.report_context()
+
+    def _rename(self, title: str) -> None:
+        title = " ".join(title.split())[:120]
+        if not title:
+            self.emit(ev.Error(error="A session title cannot be empty.", kind="rename"))
+            return
+        self.title = title
+        self.store.write_meta(title=title, renamed=True)
+        self.emit(ev.SessionRenamed(session_id=self.session_id, title=title))
+
+    # ------------------------------------------------------------------ traces
+
+    async def _export(self, target: str | None) -> None:
+        """Write this session as a Claude Code JSONL trace (default: a file in the working directory)."""
+        from ml_intern.core.traces import default_export_path, export_trace
+
+        self.sync_store()
+        if not self.store.enabled or not self.store.path.exists():
+            self.emit(ev.Error(error="Nothing to export: this session is not saved (save_sessions is off).", kind="export"))
+            return
+        if target:
+            path = Path(target).expanduser()
+            path = path if path.is_absolute() else self.workdir / path
+        else:
+            path = default_export_path(self.workdir, self.session_id)
+        try:
+            written, lines = await asyncio.to_thread(export_trace, self.store.path, path)
+        except OSError as exc:
+            self.emit(ev.Error(error=f"Could not export the session to {path}: {exc}", kind="export"))
+            return
+        self.emit(ev.TraceExported(session_id=self.session_id, path=str(written), lines=lines))
+
+    def _trace_uploader(self) -> Any:
+        uploader = self.services.get("trace_uploader")
+        if uploader is None:
+            from ml_intern.core.traces import TraceUploader
+
+            factory = self.services.get("hf_api")
+            uploader = TraceUploader(
+                self.settings.personal_trace_repo_template,
+                self.emit,
+                api_factory=(factory if callable(factory) else (lambda: factory)) if factory is not None else None,
+            )
+            self.services["trace_uploader"] = uploader
+        return uploader
+
+    def _share_trace(self, session_id: str | None = None) -> None:
+        """Queue this session's trace for upload when sharing is on (never blocks, never raises)."""
+        if not self.settings.share_traces or not self.store.enabled or not self.store.message_lines:
+            return
+        if session_id is None or session_id == self.session_id:
+            self._trace_uploader().schedule(self.session_id, self.store.path)
+
+    async def flush_traces(self, timeout: float = 5.0) -> None:
+        """Upload this session's final trace when sharing is on, waiting at most `timeout` seconds."""
+        if not self.settings.share_traces:
+            return
+        self._share_trace()
+        uploader = self.services.get("trace_uploader")
+        if uploader is not None and not await uploader.flush(timeout):
+            uploader.cancel()
+
+    async def _share_traces(self, operation: ops.ShareTraces) -> None:
+        """Show or change trace sharing and the visibility of the user's trace dataset."""
+        from ml_intern.core.traces import TraceUploadError
+
+        notes: list[str] = []
+        if operation.enabled is not None and operation.enabled != self.settings.share_traces:
+            self.settings.share_traces = operation.enabled
+            try:
+                await asyncio.to_thread(save_user_settings, {"share_traces": operation.enabled})
+            except OSError as exc:
+                notes.append(f"(not saved to config.toml: {exc})")
+            if operation.enabled:
+                self._share_trace()
+        uploader = self._trace_uploader()
+        repo_id, private = "", None
+        try:
+            if operation.visibility is not None:
+                repo_id = await asyncio.to_thread(uploader.set_visibility, operation.visibility == "private")
+                private = operation.visibility == "private"
+            else:
+                repo_id, private = await asyncio.to_thread(uploader.visibility)
+        except TraceUploadError as exc:
+            notes.append(str(exc))
+        except Exception as exc:
+            from ml_intern.tools.hf_common import describe_http_error
+
+            notes.append(describe_http_error(exc, "the trace dataset"))
+        state = "on" if self.settings.share_traces else "off"
+        where = f" to {repo_id}" if repo_id else ""
+        shown = {None: "not created yet", True: "private", False: "PUBLIC"}[private] if repo_id else "unknown"
+        message = f"Trace sharing is {state}{where} (dataset {shown})."
+        if not self.settings.share_traces:
+            message += " Turn it on with /share-traces on; traces go only to your own dataset."
+        self.emit(
+            ev.TraceSharing(
+                enabled=self.settings.share_traces,
+                repo_id=repo_id,
+                private=private,
+                message=" ".join([message, *notes]),
             )
         )
 
