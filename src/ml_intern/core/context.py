@@ -75,6 +75,20 @@ def tools_tokens(tools: list[dict[str, Any]]) -> int:
 
 
 @dataclass
+class RewindPoint:
+    """A real user message the conversation can be rewound to (it and everything after it go)."""
+
+    turns_back: int  # the `Undo(turns=...)` that removes it
+    index: int
+    turn: int
+    text: str
+    timestamp: float
+    messages_after: int
+    # Files a rewind with files would restore (filled in by the agent, which owns the snapshots).
+    files_changed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class MessageMeta:
     """What we know about a message beyond its wire form."""
 
@@ -171,6 +185,41 @@ class History:
         """Return the indices of real user messages (not injected guidance)."""
         return [i for i, meta in enumerate(self.meta) if meta.kind == "task"]
 
+    def rewind_points(self) -> list[RewindPoint]:
+        """Return the real user messages one can rewind to, newest first."""
+        users = self.real_user_indices()
+        points = []
+        for back, index in enumerate(reversed(users), 1):
+            content = self.messages[index].get("content")
+            points.append(
+                RewindPoint(
+                    turns_back=back,
+                    index=index,
+                    turn=self.meta[index].turn,
+                    text=content if isinstance(content, str) else json.dumps(content),
+                    timestamp=self.meta[index].timestamp,
+                    messages_after=len(self.messages) - index,
+                )
+            )
+        return points
+
+    def undo_start(self, turns: int) -> tuple[int, int, bool] | None:
+        """Return (first index to drop, first turn dropped, whether that turn's start was compacted away).
+
+        Undo never stops at injected guidance. When the last turn's own user message was folded into a
+        compaction summary, one undo removes what follows that summary.
+        """
+        users = self.real_user_indices()
+        summaries = [i for i, meta in enumerate(self.meta) if meta.kind == "summary"]
+        if turns == 1 and summaries and users:
+            last = summaries[-1]
+            if users[-1] < last and self.meta[last].turn > self.meta[users[-1]].turn:
+                return last + 1, self.meta[last].turn, True
+        if not users:
+            return None
+        index = users[-max(1, min(turns, len(users)))]
+        return index, self.meta[index].turn, False
+
     def truncate(self, index: int) -> int:
         """Drop every message from `index` on; return how many were dropped."""
         index = max(1, index)
@@ -180,11 +229,11 @@ class History:
         self.turn = max((m.turn for m in self.meta), default=0)
         return dropped
 
-    def to_records(self) -> list[dict[str, Any]]:
-        """Serialise messages with their metadata (for saving sessions)."""
+    def to_records(self, start: int = 0) -> list[dict[str, Any]]:
+        """Serialise messages from `start` on with their metadata (for saving sessions)."""
         return [
             {"message": message, "kind": meta.kind, "turn": meta.turn, "ts": meta.timestamp}
-            for message, meta in zip(self.messages, self.meta, strict=True)
+            for message, meta in zip(self.messages[start:], self.meta[start:], strict=True)
         ]
 
     def load_records(self, records: list[dict[str, Any]]) -> None:
@@ -196,7 +245,10 @@ class History:
             if record.get("kind") == "system":
                 continue
             self.messages.append(record["message"])
-            self.meta.append(MessageMeta(record.get("kind", "assistant"), int(record.get("turn", 0))))
+            meta = MessageMeta(record.get("kind", "assistant"), int(record.get("turn", 0)))
+            if isinstance(record.get("ts"), (int, float)):
+                meta.timestamp = float(record["ts"])
+            self.meta.append(meta)
         self.turn = max((m.turn for m in self.meta), default=0)
 
 
@@ -211,6 +263,7 @@ class TurnChanges:
     turn: int
     files: dict[str, str | None] = field(default_factory=dict)  # absolute path -> snapshot path (None: did not exist)
     side_effects: list[str] = field(default_factory=list)
+    plan_before: list[dict[str, Any]] | None = None
 
 
 class SnapshotStore:
@@ -219,9 +272,41 @@ class SnapshotStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.turns: dict[int, TurnChanges] = {}
+        self._load_index()
 
     def _changes(self, turn: int) -> TurnChanges:
         return self.turns.setdefault(turn, TurnChanges(turn))
+
+    @property
+    def _index_path(self) -> Path:
+        return self.root / "index.json"
+
+    def _load_index(self) -> None:
+        """Pick up the snapshots of an earlier run of this session (so undo works after resume)."""
+        try:
+            data = json.loads(self._index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        for item in data if isinstance(data, list) else []:
+            try:
+                changes = TurnChanges(int(item["turn"]), dict(item.get("files") or {}),
+                                      list(item.get("side_effects") or []), item.get("plan_before"))
+            except (KeyError, TypeError, ValueError):
+                continue
+            self.turns[changes.turn] = changes
+
+    def _save_index(self) -> None:
+        data = [
+            {"turn": c.turn, "files": c.files, "side_effects": c.side_effects, "plan_before": c.plan_before}
+            for c in self.turns.values()
+        ]
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self._index_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self._index_path)
+        except OSError:
+            pass  # undo then only covers this run; never fail a tool over it
 
     def snapshot(self, turn: int, path: Path) -> None:
         """Save the file's current content (or its absence) once per turn."""
@@ -238,10 +323,24 @@ class SnapshotStore:
             changes.files[key] = str(copy)
         else:
             changes.files[key] = None
+        self._save_index()
+
+    def remember_plan(self, turn: int, plan: list[dict[str, Any]]) -> None:
+        """Keep the plan as it was when `turn` started (undo puts it back)."""
+        changes = self._changes(turn)
+        if changes.plan_before is None:
+            changes.plan_before = [dict(item) for item in plan]
+            self._save_index()
+
+    def plan_before(self, turn: int) -> list[dict[str, Any]] | None:
+        """Return the plan saved at the start of `turn`, if any."""
+        changes = self.turns.get(turn)
+        return changes.plan_before if changes is not None else None
 
     def side_effect(self, turn: int, description: str) -> None:
         """Remember an effect undo cannot reverse."""
         self._changes(turn).side_effects.append(description)
+        self._save_index()
 
     def restore_from(self, first_turn: int) -> tuple[list[str], list[str]]:
         """Restore files changed in `first_turn` and later; return (restored paths, effects not undone)."""
@@ -264,6 +363,7 @@ class SnapshotStore:
                         restored.append(path)
                 except OSError as exc:
                     not_undone.append(f"could not restore {path}: {exc}")
+        self._save_index()
         return restored, not_undone
 
     def forget_from(self, first_turn: int) -> list[str]:
@@ -271,6 +371,7 @@ class SnapshotStore:
         effects: list[str] = []
         for turn in [t for t in self.turns if t >= first_turn]:
             effects.extend(self.turns.pop(turn).side_effects)
+        self._save_index()
         return effects
 
 
@@ -286,7 +387,11 @@ SUMMARY_PROMPT = (
     "current state and the next steps. Be specific and terse; use bullet points; no preamble."
 )
 
+SUMMARY_NOTE = "[ml-intern: earlier work in this session was compacted. Summary of what happened so far:]\n"
+
 TRUNCATED_OUTPUT = "[output truncated to save context; original was {n} tokens. Re-run the tool if you need it.]"
+
+SHRUNK_MARKER = "\n\n[... {n} tokens cut here to save context ...]\n\n"
 
 
 class CompactionError(Exception):
@@ -301,26 +406,42 @@ class CompactionResult:
     new_tokens: int
     summarised_messages: int
     truncated_outputs: int
-    method: str  # summary, truncation, summary+truncation
+    method: str  # summary, truncation, summary+truncation, none
+    # Why nothing was summarised (empty when a summary was made).
+    skipped_reason: str = ""
 
 
-Summariser = Callable[[list[dict[str, Any]]], Awaitable[str]]
+# `summarise(messages, max_tokens)` returns the summary text; raising falls back to truncation.
+Summariser = Callable[[list[dict[str, Any]], int], Awaitable[str]]
 
 
-def _tail_start(history: History, budget: int) -> int:
-    """Pick the first index of the kept tail: as many recent messages as fit `budget`, never splitting a call."""
+def _cost(history: History, index: int) -> int:
+    meta = history.meta[index]
+    if meta.tokens is None:
+        meta.tokens = message_tokens(history.messages[index])
+    return meta.tokens
+
+
+def _tail_start(history: History, budget: int, floor: int) -> int:
+    """Pick the first index of the kept tail: the recent messages that fit `budget`, never splitting a call."""
+    messages = history.messages
     used = 0
-    index = len(history.messages)
-    floor = 2
-    for candidate in range(len(history.messages) - 1, floor - 1, -1):
-        cost = history.meta[candidate].tokens or message_tokens(history.messages[candidate])
-        if used + cost > budget and index < len(history.messages):
+    index = len(messages)
+    for candidate in range(len(messages) - 1, floor - 1, -1):
+        cost = _cost(history, candidate)
+        if used + cost > budget and index < len(messages):
             break
         used += cost
         index = candidate
-    # A tail must not begin with tool results whose assistant call is summarised away.
-    while index < len(history.messages) and history.messages[index].get("role") == "tool":
-        index += 1
+    # A tail must not begin with tool results whose call would be summarised away: take the call along.
+    while index < len(messages) and messages[index].get("role") == "tool":
+        issuer = index - 1
+        while issuer >= floor and messages[issuer].get("role") == "tool":
+            issuer -= 1
+        if issuer >= floor and messages[issuer].get("role") == "assistant" and messages[issuer].get("tool_calls"):
+            index = issuer
+        else:
+            index += 1
     return index
 
 
@@ -332,14 +453,10 @@ def _render_for_summary(messages: list[dict[str, Any]], max_tool_tokens: int) ->
         if not isinstance(content, str):
             content = json.dumps(content)[:4000]
         if role == "tool":
-            if count_text_tokens(content) > max_tool_tokens:
-                keep = max_tool_tokens * 3
-                content = content[: keep // 2] + "\n...[cut]...\n" + content[-keep // 2 :]
-            lines.append(f"[tool result: {message.get('name')}]\n{content}")
+            lines.append(f"[tool result: {message.get('name')}]\n{shrink_text(content, max_tool_tokens)}")
         elif role == "assistant":
-            calls = message.get("tool_calls") or []
             text = content
-            for call in calls:
+            for call in message.get("tool_calls") or []:
                 args = call["function"].get("arguments", "")
                 if len(args) > 1500:
                     args = args[:1500] + "...[cut]"
@@ -350,6 +467,22 @@ def _render_for_summary(messages: list[dict[str, Any]], max_tool_tokens: int) ->
     return "\n\n".join(lines)
 
 
+def shrink_text(text: str, max_tokens: int) -> str:
+    """Keep the start and the end of `text` within about `max_tokens` tokens, marking the cut."""
+    total = count_text_tokens(text)
+    if total <= max_tokens:
+        return text
+    keep = max(20, max_tokens - 20)
+    encoder = _tiktoken_encoder()
+    if encoder is not None:
+        tokens = encoder.encode(text, disallowed_special=())
+        head, tail = encoder.decode(tokens[: keep // 2]), encoder.decode(tokens[-(keep - keep // 2) :])
+    else:
+        chars = int(keep * 3.6)
+        head, tail = text[: chars // 2], text[-(chars - chars // 2) :]
+    return head + SHRUNK_MARKER.format(n=total - keep) + tail
+
+
 async def compact_history(
     history: History,
     tools: list[dict[str, Any]],
@@ -357,35 +490,47 @@ async def compact_history(
     limit_tokens: int,
     context_window: int,
     summarise: Summariser | None,
+    tail_tokens: int | None = None,
+    truncate: bool = True,
 ) -> CompactionResult:
-    """Shrink the history below `limit_tokens`: summarise the middle, then truncate old tool outputs if needed."""
+    """Shrink the history below `limit_tokens`.
+
+    Keeps the system prompt, the first task and a recent tail (which may be the middle of one long turn),
+    summarises everything between, then (when `truncate`) cuts tool outputs until the history fits.
+    """
     old_tokens = history.tokens(tools)
     history.patch_dangling_tool_calls()
     real_users = history.real_user_indices()
-    task_index = real_users[0] if real_users else None
-    # Keep the system prompt, the first task and a recent tail worth about a quarter of the window.
-    head_end = (task_index + 1) if task_index is not None else 1
-    tail_budget = max(1000, min(int(limit_tokens * 0.3), context_window // 4))
-    tail_start = max(head_end, _tail_start(history, tail_budget))
+    head_end = (real_users[0] + 1) if real_users else 1
+    fixed = 3 + tools_tokens(tools) + sum(_cost(history, i) for i in range(head_end))
+    room = limit_tokens - fixed
+    if room <= 0 and truncate:
+        raise CompactionError(
+            f"the system prompt, tool definitions and the task alone take {fixed:,} tokens, over the limit of "
+            f"{limit_tokens:,}"
+        )
+    summary_tokens = max(128, min(2048, room // 3))
+    if tail_tokens is None:
+        tail_tokens = max(0, min(int((room - summary_tokens) * 0.8), context_window // 4))
+    tail_start = max(head_end, _tail_start(history, tail_tokens, head_end))
     middle = history.messages[head_end:tail_start]
     summarised = 0
-    method = []
-    if middle and summarise is not None:
-        # The summariser's own request must fit: cut long tool outputs in what it reads.
-        excerpt = _render_for_summary(middle, max_tool_tokens=max(200, context_window // 40))
-        excerpt_budget = max(2000, int(context_window * 0.6))
-        if count_text_tokens(excerpt) > excerpt_budget:
-            chars = excerpt_budget * 3
-            excerpt = excerpt[: chars // 3] + "\n\n...[middle of the excerpt omitted]...\n\n" + excerpt[-2 * chars // 3 :]
-        summary = (await summarise([
-            {"role": "system", "content": SUMMARY_PROMPT},
-            {"role": "user", "content": excerpt},
-        ])).strip()
-        if summary:
-            note = (
-                "[ml-intern: earlier work in this session was compacted. Summary of what happened so far:]\n"
-                + summary
-            )
+    method: list[str] = []
+    skipped = ""
+    if not middle:
+        kept = len(history.messages) - head_end
+        skipped = f"the {kept} message{'s' if kept != 1 else ''} after the task are recent enough to keep as they are"
+    elif summarise is None:
+        skipped = "no summariser"
+    else:
+        middle_tokens = sum(_cost(history, i) for i in range(head_end, tail_start))
+        summary = await _summarise_middle(history, middle, head_end, context_window, summary_tokens, summarise)
+        note = SUMMARY_NOTE + summary
+        if not summary:
+            skipped = "the model returned an empty summary"
+        elif message_tokens({"role": "user", "content": note}) >= middle_tokens:
+            skipped = f"a summary would not be shorter than the {len(middle)} messages it replaces"
+        else:
             middle_turns = {history.meta[i].turn for i in range(head_end, tail_start)}
             del history.messages[head_end:tail_start]
             del history.meta[head_end:tail_start]
@@ -393,61 +538,93 @@ async def compact_history(
             history.meta.insert(head_end, MessageMeta("summary", max(middle_turns, default=history.turn)))
             summarised = len(middle)
             method.append("summary")
-    truncated = _truncate_tool_outputs(history, tools, limit_tokens)
+    truncated = _truncate_tool_outputs(history, tools, limit_tokens) if truncate else 0
     if truncated:
         method.append("truncation")
     new_tokens = history.tokens(tools)
-    if new_tokens > limit_tokens:
+    if truncate and new_tokens > limit_tokens:
         raise CompactionError(
             f"the history is still {new_tokens:,} tokens after compaction (limit {limit_tokens:,}); the kept "
             "messages alone are too large"
         )
-    if not method:
-        method.append("none")
-    return CompactionResult(old_tokens, new_tokens, summarised, truncated, "+".join(method))
+    return CompactionResult(
+        old_tokens, new_tokens, summarised, truncated, "+".join(method) or "none", "" if summarised else skipped
+    )
+
+
+async def _summarise_middle(
+    history: History,
+    middle: list[dict[str, Any]],
+    head_end: int,
+    context_window: int,
+    summary_tokens: int,
+    summarise: Summariser,
+) -> str:
+    """Ask the model for a summary of `middle`; the request itself is sized to fit the window."""
+    task = ""
+    if head_end > 1 and isinstance(history.messages[head_end - 1].get("content"), str):
+        task = shrink_text(history.messages[head_end - 1]["content"], max(100, context_window // 20))
+    excerpt = _render_for_summary(middle, max_tool_tokens=max(150, context_window // 40))
+    budget = max(800, int(context_window * 0.75) - summary_tokens - count_text_tokens(SUMMARY_PROMPT + task) - 50)
+    excerpt = shrink_text(excerpt, budget)
+    request = [{"role": "system", "content": SUMMARY_PROMPT}]
+    body = (f"The task the agent is working on:\n{task}\n\n" if task else "") + "Conversation excerpt:\n\n" + excerpt
+    request.append({"role": "user", "content": body})
+    return (await summarise(request, summary_tokens)).strip()
 
 
 def _truncate_tool_outputs(history: History, tools: list[dict[str, Any]], limit_tokens: int) -> int:
-    """Replace the oldest large tool outputs with a placeholder until the history fits; return how many."""
-    truncated = 0
+    """Cut tool outputs (oldest first, then the largest recent ones) until the history fits; return how many."""
     if history.tokens(tools) <= limit_tokens:
         return 0
-    candidates = sorted(
-        (i for i, m in enumerate(history.messages) if m.get("role") == "tool"),
-        key=lambda i: i,
-    )
-    for index in candidates:
-        meta = history.meta[index]
-        tokens = meta.tokens or message_tokens(history.messages[index])
-        if tokens < 200:
+    messages = history.messages
+    truncated = 0
+    last_call = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
+    # Outputs the model has already answered: a placeholder is enough.
+    for index, message in enumerate(messages[:last_call]):
+        if message.get("role") != "tool" or _cost(history, index) < 200:
             continue
-        history.messages[index] = {**history.messages[index], "content": TRUNCATED_OUTPUT.format(n=tokens)}
+        messages[index] = {**message, "content": TRUNCATED_OUTPUT.format(n=_cost(history, index))}
+        history.meta[index].tokens = None
+        truncated += 1
+        if history.tokens(tools) <= limit_tokens:
+            return truncated
+    # Outputs the model has not read yet: keep their start and end, largest first.
+    recent = sorted(
+        (i for i, m in enumerate(messages) if m.get("role") == "tool" and isinstance(m.get("content"), str)),
+        key=lambda i: -_cost(history, i),
+    )
+    for index in recent:
+        excess = history.tokens(tools) - limit_tokens
+        if excess <= 0:
+            return truncated
+        cost = _cost(history, index)
+        if cost < 150:
+            continue
+        target = max(100, cost - excess - 40)
+        messages[index] = {**messages[index], "content": shrink_text(messages[index]["content"], target)}
+        history.meta[index].tokens = None
+        truncated += 1
+    if history.tokens(tools) <= limit_tokens:
+        return truncated
+    # Last resort: long assistant arguments and pasted text after the task.
+    for index in range(2, len(messages)):
+        message = messages[index]
+        meta = history.meta[index]
+        if meta.kind in ("task", "system") or _cost(history, index) < 500:
+            continue
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            calls = []
+            for call in message["tool_calls"]:
+                function = dict(call["function"])
+                if len(function.get("arguments", "")) > 400:
+                    function["arguments"] = json.dumps({"_truncated": "arguments removed to save context"})
+                calls.append({**call, "function": function})
+            messages[index] = {**message, "tool_calls": calls}
+        elif isinstance(message.get("content"), str):
+            messages[index] = {**message, "content": shrink_text(message["content"], 300)}
         meta.tokens = None
         truncated += 1
         if history.tokens(tools) <= limit_tokens:
             break
-    if history.tokens(tools) > limit_tokens:
-        # Last resort: long assistant arguments and user pastes in the middle of the history.
-        for index in range(2, max(2, len(history.messages) - 2)):
-            message = history.messages[index]
-            meta = history.meta[index]
-            if meta.kind in ("task", "system"):
-                continue
-            tokens = meta.tokens or message_tokens(message)
-            if tokens < 500:
-                continue
-            if message.get("role") == "assistant" and message.get("tool_calls"):
-                calls = []
-                for call in message["tool_calls"]:
-                    function = dict(call["function"])
-                    if len(function.get("arguments", "")) > 400:
-                        function["arguments"] = json.dumps({"_truncated": "arguments removed to save context"})
-                    calls.append({**call, "function": function})
-                history.messages[index] = {**message, "tool_calls": calls}
-            elif isinstance(message.get("content"), str):
-                history.messages[index] = {**message, "content": TRUNCATED_OUTPUT.format(n=tokens)}
-            meta.tokens = None
-            truncated += 1
-            if history.tokens(tools) <= limit_tokens:
-                break
     return truncated

@@ -196,6 +196,8 @@ class UndoComplete(Event):
     not_undone: list[str] = Field(default_factory=list)
     message: str = ""
     user_text: str | None = None
+    # How many user turns were removed (a rewind removes several).
+    turns: int = 1
 
 
 class Shutdown(Event):
@@ -258,6 +260,43 @@ class ResumeComplete(Event):
     restored_count: int = 0
     model: str = ""
     title: str = ""
+
+
+class SessionRenamed(Event):
+    """The session got a new title."""
+
+    type: Literal["session_renamed"] = "session_renamed"
+    session_id: str
+    title: str
+
+
+class TraceExported(Event):
+    """The session was written as a Claude Code JSONL trace."""
+
+    type: Literal["trace_exported"] = "trace_exported"
+    session_id: str
+    path: str
+    lines: int = 0
+
+
+class TraceSharing(Event):
+    """Trace sharing settings: whether sessions upload, where, and the dataset's visibility."""
+
+    type: Literal["trace_sharing"] = "trace_sharing"
+    enabled: bool
+    repo_id: str = ""
+    private: bool | None = None
+    message: str = ""
+
+
+class TraceUploaded(Event):
+    """A redacted trace reached the user's own dataset on the Hub."""
+
+    type: Literal["trace_uploaded"] = "trace_uploaded"
+    session_id: str
+    repo_id: str
+    path_in_repo: str
+    url: str = ""
 
 
 class DoomLoopDetected(Event):
@@ -337,6 +376,10 @@ AnyEvent = Annotated[
         SessionTerminated,
         NewComplete,
         ResumeComplete,
+        SessionRenamed,
+        TraceExported,
+        TraceSharing,
+        TraceUploaded,
         DoomLoopDetected,
         ModelChanged,
         ApprovalModeChanged,

@@ -74,6 +74,29 @@ class Resume(Operation):
     session_id: str
 
 
+class Rename(Operation):
+    """Give the current session a title (shown in the session list and picker)."""
+
+    type: Literal["rename"] = "rename"
+    title: str
+
+
+class Export(Operation):
+    """Write the session as a Claude Code JSONL trace (for the Hub's Agent Trace Viewer)."""
+
+    type: Literal["export"] = "export"
+    # File or folder to write to; default: a file in the working directory.
+    path: str | None = None
+
+
+class ShareTraces(Operation):
+    """Show or change trace sharing: on/off, and the visibility of the user's trace dataset."""
+
+    type: Literal["share_traces"] = "share_traces"
+    enabled: bool | None = None
+    visibility: Literal["public", "private"] | None = None
+
+
 class SetModel(Operation):
     """Switch the model for the next LLM call."""
 
@@ -95,7 +118,19 @@ class ShutdownOp(Operation):
 
 
 AnyOperation = (
-    UserInput | ExecApproval | Interrupt | Undo | Compact | New | Resume | SetModel | SetApprovalMode | ShutdownOp
+    UserInput
+    | ExecApproval
+    | Interrupt
+    | Undo
+    | Compact
+    | New
+    | Resume
+    | Rename
+    | Export
+    | ShareTraces
+    | SetModel
+    | SetApprovalMode
+    | ShutdownOp
 )
 
 __all__ = [
@@ -108,6 +143,9 @@ __all__ = [
     "Compact",
     "New",
     "Resume",
+    "Rename",
+    "Export",
+    "ShareTraces",
     "SetModel",
     "SetApprovalMode",
     "ShutdownOp",

@@ -62,6 +62,9 @@ class SessionStore:
         self._secrets = known_secret_values(dict(os.environ))
         self.write_errors = 0
         self.last_error: str | None = None
+        self.message_lines = 0
+        # Session approval rules as last written (resume restores them).
+        self.approval_rules: list[dict[str, Any]] = []
 
     def _open(self) -> Any:
         if self._fh is None:
@@ -85,10 +88,13 @@ class SessionStore:
 
     def write_meta(self, **fields: Any) -> None:
         """Record session metadata (model, title, workdir); later meta lines override earlier ones."""
+        if "approval_rules" in fields:
+            self.approval_rules = list(fields["approval_rules"])
         self.append("meta", {"session_id": self.session_id, **fields})
 
     def write_message(self, record: dict[str, Any]) -> None:
         """Record one history message (with its kind and turn)."""
+        self.message_lines += 1
         self.append("message", {"record": record})
 
     def write_event(self, event: dict[str, Any]) -> None:
@@ -99,7 +105,19 @@ class SessionStore:
 
     def write_rewrite(self, records: list[dict[str, Any]]) -> None:
         """Record a full replacement of the history (after compaction, undo or resume)."""
+        self.message_lines += 1
         self.append("history", {"records": records})
+
+    def discard_if_empty(self) -> bool:
+        """Delete the file when no message was ever saved to it (a session opened and left); return whether."""
+        self.close()
+        if self.message_lines or not self.enabled:
+            return False
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         """Close the file."""
@@ -111,7 +129,8 @@ class SessionStore:
             self._fh = None
 
 
-def _read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+def read_session_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Return the parsed lines of a session file and how many were unreadable (cut by a crash)."""
     lines: list[dict[str, Any]] = []
     dropped = 0
     try:
@@ -134,7 +153,7 @@ def _read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 def load_session(path: Path) -> LoadedSession:
     """Replay a session file into the state needed to continue it."""
-    lines, dropped = _read_lines(path)
+    lines, dropped = read_session_lines(path)
     info = SessionInfo(session_id=path.stem, path=path)
     loaded = LoadedSession(info=info, dropped_lines=dropped)
     records: list[dict[str, Any]] = []
@@ -185,14 +204,16 @@ def title_from_text(text: str, limit: int = 60) -> str:
     return cut + "…"
 
 
-def list_sessions(directory: Path | None = None) -> list[SessionInfo]:
-    """Return saved sessions, newest first."""
+def list_sessions(directory: Path | None = None, *, include_empty: bool = False) -> list[SessionInfo]:
+    """Return saved sessions with at least one message (or all), newest first."""
     folder = directory or paths.sessions_dir()
     infos = []
     for path in folder.glob("*.jsonl"):
         try:
             info = load_session(path).info
         except Exception:
+            continue
+        if not info.messages and not include_empty:
             continue
         if not info.updated:
             info.updated = path.stat().st_mtime
