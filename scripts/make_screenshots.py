@@ -36,7 +36,7 @@ async def _until(pilot: Any, predicate: Any, timeout: float = 20.0) -> None:
 async def _freeze(app: Any) -> None:
     from ml_intern.tui.widgets.prompt import PromptInput
 
-    for prompt in app.query(PromptInput):
+    for prompt in app.main_screen.query(PromptInput):
         prompt.cursor_blink = False
 
 

@@ -137,7 +137,6 @@ def main_screen(app: MLInternApp) -> MainScreen:
 
 async def send(pilot: Pilot[Any], text: str) -> None:
     """Type a prompt and press Enter."""
-    prompt = pilot.app.query_one(PromptInput) if not isinstance(pilot.app.screen, MainScreen) else None
     screen = main_screen(pilot.app)  # type: ignore[arg-type]
     prompt = screen.prompt
     prompt.focus()

@@ -60,8 +60,8 @@ class ToolTimeline(Vertical):
         table = self.table
         table.add_column("", key="state", width=1)
         table.add_column("tool", key="tool", width=12)
-        table.add_column("arguments", key="args")
         table.add_column("time", key="time", width=6)
+        table.add_column("arguments", key="args")
 
     @property
     def table(self) -> DataTable[str | Content]:
@@ -84,7 +84,7 @@ class ToolTimeline(Vertical):
         self.records[tool_call_id] = record
         table = self.table
         table.add_row(
-            self._state_cell(record.state), tool, summarize_arguments(tool, arguments, 60), "", key=tool_call_id
+            self._state_cell(record.state), tool, "", summarize_arguments(tool, arguments, 60), key=tool_call_id
         )
         if table.row_count > MAX_ROWS:
             oldest = next(iter(self.records))
