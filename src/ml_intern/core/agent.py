@@ -698,7 +698,7 @@ class Agent:
         self.spent_usd = 0.0
         self.terminated = False
         self.title = ""
-        self._persisted = 0
+        self._persisted = 1  # the system prompt is rebuilt on load, never saved as a message
 
     def _new(self) -> None:
         previous = self.session_id
