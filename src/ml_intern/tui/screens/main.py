@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ml_intern.core import events as ev
 from ml_intern.core.operations import (
@@ -34,6 +34,7 @@ from ml_intern.tui.messages import AgentAttached, AgentEvent, AgentStartFailed
 from ml_intern.tui.screens.approval import ApprovalResult, ApprovalScreen
 from ml_intern.tui.screens.dialogs import ConfirmScreen, ModelPicker
 from ml_intern.tui.widgets.conversation import AssistantMessage, Conversation, Notice, ToolCallBlock, UserMessage
+from ml_intern.tui.widgets.footer import LeanFooter
 from ml_intern.tui.widgets.plan import PlanPane
 from ml_intern.tui.widgets.prompt import PromptInput
 from ml_intern.tui.widgets.status import StatusBar
@@ -159,7 +160,7 @@ class MainScreen(Screen[None]):
                     self._runs_pane.border_title = "Runs"
                     yield self._runs_pane
         yield StatusBar(id="status")
-        yield Footer()
+        yield LeanFooter()
 
     @staticmethod
     def _placeholder() -> str:
