@@ -415,7 +415,13 @@ class Agent:
     async def _compact(self, limit: int, window: int, *, manual: bool) -> bool:
         """Run one compaction; automatic ones end the session when nothing fits, manual ones say why not."""
         schemas = self.tool_schemas()
-        tail_tokens = min(window // 8, 4000) if manual else None
+        tail_tokens = None
+        if manual:
+            # On request, keep about the last quarter of the conversation (by tokens) and summarise the rest.
+            self.history.tokens(schemas)
+            users = self.history.real_user_indices()
+            after_task = self.history.meta[(users[0] + 1 if users else 1) :]
+            tail_tokens = min(window // 8, sum(meta.tokens or 0 for meta in after_task) // 4)
         try:
             try:
                 result = await compact_history(

@@ -263,6 +263,8 @@ class TraceUploader:
         self.api_factory = api_factory
         self.retry_delays = tuple(retry_delays)
         self.repo_id: str | None = None
+        self._repo_ready = False
+        self._card_ready = False
         self.uploaded: dict[str, str] = {}  # session id -> path in repo
         self._queue: dict[str, Path] = {}
         self._task: asyncio.Task[None] | None = None
@@ -296,15 +298,23 @@ class TraceUploader:
 
     def _ensure_repo(self, api: Any) -> str:
         repo_id = self._resolve_repo(api)
-        if not api.repo_exists(repo_id, repo_type="dataset"):
+        if not self._repo_ready:
+            # Created private; an existing dataset keeps the visibility its owner chose.
             api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-            api.upload_file(
-                path_or_fileobj=DATASET_CARD.encode(),
-                path_in_repo="README.md",
-                repo_id=repo_id,
-                repo_type="dataset",
-                commit_message="Add dataset card",
-            )
+            self._repo_ready = True
+        if not self._card_ready:
+            try:
+                if not api.file_exists(repo_id, "README.md", repo_type="dataset"):
+                    api.upload_file(
+                        path_or_fileobj=DATASET_CARD.encode(),
+                        path_in_repo="README.md",
+                        repo_id=repo_id,
+                        repo_type="dataset",
+                        commit_message="Add dataset card",
+                    )
+                self._card_ready = True
+            except Exception:  # noqa: BLE001 - the card is a nicety; the trace still goes up, the card next time
+                pass
         return repo_id
 
     def _upload_now(self, session_path: Path) -> tuple[str, str, str, str]:
