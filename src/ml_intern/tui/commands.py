@@ -111,6 +111,59 @@ async def _theme(screen: MainScreen, argument: str) -> None:
         await screen.notice(f"Theme: {screen.app.theme}. Available: {names}")
 
 
+@slash_command("rewind", "Rewind to before an earlier message (conversation, or conversation and files)")
+def _rewind(screen: MainScreen, argument: str) -> None:
+    from ml_intern.tui.screens.rewind import open_rewind
+
+    open_rewind(screen)
+
+
+@slash_command("resume", "Resume a saved session (opens a picker without an id)", "[id]")
+async def _resume(screen: MainScreen, argument: str) -> None:
+    if argument:
+        from ml_intern.core.operations import Resume
+
+        await screen.clear_transcript()
+        screen.submit(Resume(session_id=argument))
+    else:
+        from ml_intern.tui.screens.sessions import open_session_picker
+
+        open_session_picker(screen)
+
+
+@slash_command("rename", "Give this session a title", "<title>")
+async def _rename(screen: MainScreen, argument: str) -> None:
+    if not argument:
+        await screen.notice("Usage: /rename <title>", "error")
+        return
+    from ml_intern.core.operations import Rename
+
+    screen.submit(Rename(title=argument))
+
+
+@slash_command("export", "Write this session as a Claude Code JSONL trace (default: in the working folder)", "[path]")
+def _export(screen: MainScreen, argument: str) -> None:
+    from ml_intern.core.operations import Export
+
+    screen.submit(Export(path=argument or None))
+
+
+@slash_command("share-traces", "Show trace sharing, turn it on/off, or set your dataset's visibility",
+               "[on|off|private|public]")
+async def _share_traces(screen: MainScreen, argument: str) -> None:
+    from ml_intern.core.operations import ShareTraces
+
+    choice = argument.lower()
+    if choice in ("", "status"):
+        screen.submit(ShareTraces())
+    elif choice in ("on", "off"):
+        screen.submit(ShareTraces(enabled=choice == "on"))
+    elif choice in ("private", "public"):
+        screen.submit(ShareTraces(visibility=choice))  # type: ignore[arg-type]
+    else:
+        await screen.notice("Usage: /share-traces [on|off|private|public]", "error")
+
+
 @slash_command("quit", "Quit ml-intern")
 def _quit(screen: MainScreen, argument: str) -> None:
     screen.action_quit()
