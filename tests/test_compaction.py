@@ -24,14 +24,24 @@ from ml_intern.core.context import (
 from ml_intern.core.tools import ToolSpec
 from ml_intern.tools import build_router
 from tests.conftest import make_settings
-from tests.harness.scripted_llm import ScriptedLLMServer, Step, call, context_length_exceeded, text, tool_calls
+from tests.harness.scripted_llm import (
+    ScriptedLLMServer,
+    Step,
+    call,
+    context_length_exceeded,
+    text,
+    tool_calls,
+)
 from tests.test_agent_e2e import Run
 
 WINDOW = 6_000
 
 
 def _log_text(n: int, lines: int = 45) -> str:
-    return "\n".join(f"step {n}.{i}: loss={1 / (i + n + 1):.5f} grad_norm={i * 0.37:.3f} lr=3e-4 tokens/s=1834" for i in range(lines))
+    return "\n".join(
+        f"step {n}.{i}: loss={1 / (i + n + 1):.5f} grad_norm={i * 0.37:.3f} lr=3e-4 tokens/s=1834"
+        for i in range(lines)
+    )
 
 
 async def _fetch_log(arguments: dict[str, Any], ctx: Any) -> str:
@@ -48,7 +58,11 @@ FETCH_LOG = ToolSpec(
 
 def is_summary_request(body: dict[str, Any]) -> bool:
     messages = body.get("messages") or []
-    return bool(messages) and messages[0].get("role") == "system" and messages[0].get("content") == SUMMARY_PROMPT
+    return (
+        bool(messages)
+        and messages[0].get("role") == "system"
+        and messages[0].get("content") == SUMMARY_PROMPT
+    )
 
 
 def request_tokens(body: dict[str, Any]) -> int:
@@ -83,7 +97,9 @@ def long_turn_responder(calls: int, summaries: list[dict[str, Any]]) -> Any:
     def respond(body: dict[str, Any]) -> Step:
         if is_summary_request(body):
             summaries.append(body)
-            return text("- Fetched training logs; losses fall steadily; no errors so far.\n- Next: fetch the rest.")
+            return text(
+                "- Fetched training logs; losses fall steadily; no errors so far.\n- Next: fetch the rest."
+            )
         n = next(counter)
         if n <= calls:
             return tool_calls(call("fetch_log", {"n": n}))
@@ -150,7 +166,9 @@ async def test_a_summary_request_that_overflows_falls_back_to_truncation_once(
     assert len(summary_requests) == len(compactions)
 
 
-async def test_a_provider_overflow_compacts_once_then_gives_up(llm_server: ScriptedLLMServer, workdir: Path) -> None:
+async def test_a_provider_overflow_compacts_once_then_gives_up(
+    llm_server: ScriptedLLMServer, workdir: Path
+) -> None:
     def respond(body: dict[str, Any]) -> Step:
         if is_summary_request(body):
             return text("- summary")
@@ -220,7 +238,11 @@ async def test_manual_compact_summarises_older_turns_and_keeps_the_recent_ones(
         history = list(run.agent.history.messages)
         after = run.agent.history.tokens(run.agent.tool_schemas())
     compacted = run.of(ev.Compacted)
-    assert len(compacted) == 1 and compacted[0].old_tokens == before and compacted[0].new_tokens == after < before
+    assert (
+        len(compacted) == 1
+        and compacted[0].old_tokens == before
+        and compacted[0].new_tokens == after < before
+    )
     assert len(summaries) == 1
     assert history[1]["content"] == "check run 1"
     assert "earlier work in this session was compacted" in history[2]["content"]
@@ -264,7 +286,9 @@ async def test_compaction_keeps_pairs_and_the_task_and_fits(seed: int) -> None:
 
     before = history.tokens([])
     limit = max(int(before * rng.uniform(0.3, 0.9)), 1200)
-    result = await compact_history(history, [], limit_tokens=limit, context_window=20_000, summarise=summarise)
+    result = await compact_history(
+        history, [], limit_tokens=limit, context_window=20_000, summarise=summarise
+    )
     assert history.tokens([]) <= limit and result.new_tokens <= limit
     assert history.messages[1] is task
     assert len(history.messages) == len(history.meta)

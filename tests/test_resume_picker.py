@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,10 @@ def work(tmp_path: Path) -> Path:
 
 
 async def test_resume_opens_a_picker_with_previews_and_resumes_the_choice(work: Path) -> None:
-    save_session("20260101-090000-aaaaaa", "IMDB sentiment", [("fine-tune bert on imdb", "done: 91% accuracy")])
-    time.sleep(0.01)
+    save_session(
+        "20260101-090000-aaaaaa", "IMDB sentiment", [("fine-tune bert on imdb", "done: 91% accuracy")]
+    )
+    await asyncio.sleep(0.01)
     save_session("20260102-090000-bbbbbb", "Whisper eval", [("evaluate whisper-small", "WER 12.3")])
     app, client = make_app([("Picking up the IMDB work.", [])], workdir=work)
     messages: list[Any] = []
@@ -57,19 +59,25 @@ async def test_resume_opens_a_picker_with_previews_and_resumes_the_choice(work: 
         options = picker.query_one("#sessions-list", OptionList)
         await wait_for(pilot, lambda: options.option_count == 2)
         assert [options.get_option_at_index(i).id for i in range(2)] == [
-            "20260102-090000-bbbbbb", "20260101-090000-aaaaaa"
+            "20260102-090000-bbbbbb",
+            "20260101-090000-aaaaaa",
         ], "newest first"
         preview = picker.query_one("#sessions-preview", Static)
         await wait_for(pilot, lambda: "WER 12.3" in str(preview.render()))
         await pilot.press("down")
         await wait_for(pilot, lambda: "91% accuracy" in str(preview.render()))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen is screen and screen.agent.session_id == "20260101-090000-aaaaaa")  # type: ignore[union-attr]
+        resumed_id = "20260101-090000-aaaaaa"
+        await wait_for(pilot, lambda: app.screen is screen and screen.agent.session_id == resumed_id)  # type: ignore[union-attr]
         await send(pilot, "continue")
         await wait_for(pilot, lambda: len(client.requests) == 1 and not screen.working)
     sent = [m["content"] for m in client.requests[0].messages[1:]]
     assert sent == ["fine-tune bert on imdb", "done: 91% accuracy", "continue"]
-    resumed = [m.event for m in messages if getattr(m, "event", None) is not None and m.event.type == "resume_complete"]
+    resumed = [
+        m.event
+        for m in messages
+        if getattr(m, "event", None) is not None and m.event.type == "resume_complete"
+    ]
     assert resumed and resumed[0].title == "IMDB sentiment"
 
 
@@ -97,12 +105,17 @@ async def test_the_picker_filters_and_escape_cancels(work: Path) -> None:
 def _three_writes() -> list[Step]:
     steps: list[Step] = []
     for n in (1, 2, 3):
-        steps += [(f"Writing v{n}.", [("write", {"path": "notes.txt", "content": f"v{n}\n"})]), (f"Wrote v{n}.", [])]
+        steps += [
+            (f"Writing v{n}.", [("write", {"path": "notes.txt", "content": f"v{n}\n"})]),
+            (f"Wrote v{n}.", []),
+        ]
     return steps
 
 
 @pytest.mark.parametrize(("key", "expected_file"), [("c", "v3\n"), ("f", "v1\n"), ("enter", "v1\n")])
-async def test_rewind_picker_removes_turns_with_or_without_files(work: Path, key: str, expected_file: str) -> None:
+async def test_rewind_picker_removes_turns_with_or_without_files(
+    work: Path, key: str, expected_file: str
+) -> None:
     app, client = make_app(_three_writes(), workdir=work, settings=make_settings(approval_mode="yolo"))
     async with app.run_test(size=(130, 40)) as pilot:
         screen = main_screen(app)
@@ -114,7 +127,11 @@ async def test_rewind_picker_removes_turns_with_or_without_files(work: Path, key
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, RewindScreen))
         rewind = app.screen
-        assert isinstance(rewind, RewindScreen) and [p.text for p in rewind.points] == ["write v3", "write v2", "write v1"]
+        assert isinstance(rewind, RewindScreen) and [p.text for p in rewind.points] == [
+            "write v3",
+            "write v2",
+            "write v1",
+        ]
         await pilot.press("down")
         detail = rewind.query_one("#rewind-detail", Static)
         assert "notes.txt" in str(detail.render())
@@ -146,8 +163,13 @@ async def test_rename_export_and_share_traces_are_reported(work: Path) -> None:
         await wait_for(pilot, lambda: len(client.requests) == 1 and not screen.working)
         await send(pilot, "/rename My experiment")
         await send(pilot, "/export")
-        await wait_for(pilot, lambda: any(getattr(m, "event", None) is not None
-                                          and isinstance(m.event, ev.TraceExported) for m in messages))
+        await wait_for(
+            pilot,
+            lambda: any(
+                getattr(m, "event", None) is not None and isinstance(m.event, ev.TraceExported)
+                for m in messages
+            ),
+        )
         await pilot.pause(0.1)
         notices = " ".join(str(n.render()) for n in screen.conversation.query("Notice"))
     assert "Session renamed: My experiment" in notices

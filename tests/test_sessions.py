@@ -31,10 +31,14 @@ def _sessions_dir(home: Path) -> Path:
     return home / "data" / "ml-intern" / "sessions"
 
 
-async def test_titles_rename_listing_and_new(llm_server: ScriptedLLMServer, workdir: Path, isolated_home: Path) -> None:
+async def test_titles_rename_listing_and_new(
+    llm_server: ScriptedLLMServer, workdir: Path, isolated_home: Path
+) -> None:
     llm_server.add(text("sure"), text("ok"), text("fine"))
     async with Run(agent_for(workdir)) as run:
-        await run.say("Fine-tune a small BERT on the IMDB reviews dataset and push it to the Hub when done please")
+        await run.say(
+            "Fine-tune a small BERT on the IMDB reviews dataset and push it to the Hub when done please"
+        )
         first = run.agent.session_id
         await _op(run, ops.Rename(title="  IMDB   sentiment  "))
         await _op(run, ops.New())
@@ -54,7 +58,9 @@ async def test_titles_rename_listing_and_new(llm_server: ScriptedLLMServer, work
     assert find_session(first) == sessions[1].path and find_session("1") == sessions[0].path
 
 
-async def test_auto_title_is_the_first_message_shortened(llm_server: ScriptedLLMServer, workdir: Path) -> None:
+async def test_auto_title_is_the_first_message_shortened(
+    llm_server: ScriptedLLMServer, workdir: Path
+) -> None:
     llm_server.add(text("ok"))
     long = "Please " + "very " * 30 + "carefully check the dataset"
     async with Run(agent_for(workdir)) as run:
@@ -67,7 +73,10 @@ async def test_auto_title_is_the_first_message_shortened(llm_server: ScriptedLLM
 async def test_resume_restores_history_plan_model_and_session_rules(
     llm_server: ScriptedLLMServer, workdir: Path
 ) -> None:
-    plan = [{"id": "1", "content": "inspect data", "status": "completed"}, {"id": "2", "content": "train", "status": "pending"}]
+    plan = [
+        {"id": "1", "content": "inspect data", "status": "completed"},
+        {"id": "2", "content": "train", "status": "pending"},
+    ]
     llm_server.add(tool_calls(call("plan_tool", {"todos": plan})), text("planned"), text("resumed answer"))
     async with Run(agent_for(workdir, model_name="vllm/other-model")) as run:
         run.agent.policy.add_rule(ApprovalRule(tool="bash", pattern="python train.py*", action="allow"))
@@ -90,15 +99,20 @@ async def test_resume_restores_history_plan_model_and_session_rules(
     assert last.messages[-1]["content"] == "what next?"
     # Resuming appends to the same file: the earlier lines are still there.
     loaded = load_session(find_session(session_id))  # type: ignore[arg-type]
-    assert [r["message"]["content"] for r in loaded.records if r["kind"] == "task"] == ["plan the training", "what next?"]
+    assert [r["message"]["content"] for r in loaded.records if r["kind"] == "task"] == [
+        "plan the training",
+        "what next?",
+    ]
 
 
 def test_a_partly_written_last_line_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     record = {"message": {"role": "user", "content": "hello"}, "kind": "task", "turn": 1, "ts": 1.0}
     path.write_text(
-        json.dumps({"kind": "meta", "ts": 1.0, "model": "m"}) + "\n"
-        + json.dumps({"kind": "message", "ts": 1.0, "record": record}) + "\n"
+        json.dumps({"kind": "meta", "ts": 1.0, "model": "m"})
+        + "\n"
+        + json.dumps({"kind": "message", "ts": 1.0, "record": record})
+        + "\n"
         + '{"kind": "message", "ts": 2.0, "record": {"message": {"role": "assis'
     )
     loaded = load_session(path)
@@ -127,13 +141,19 @@ def test_kill_9_mid_turn_then_resume_loses_only_the_in_flight_call(
     if in_flight == "model_call":
         llm_server.add(hang(60))
     else:
-        llm_server.add(tool_calls(call("bash", {"command": f"echo $$ > {pid_file}; sleep 30"}, id="call_slow")))
+        llm_server.add(
+            tool_calls(call("bash", {"command": f"echo $$ > {pid_file}; sleep 30"}, id="call_slow"))
+        )
     llm_server.add(text("picked up where we left off"))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN") and not k.endswith("_API_KEY")}
     env.update({"VLLM_BASE_URL": llm_server.base_url, "ML_INTERN_MODEL": "vllm/scripted"})
     proc = subprocess.Popen(
         [sys.executable, "-m", "ml_intern", "--headless", "prepare the data"],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         if in_flight == "model_call":
@@ -156,8 +176,11 @@ def test_kill_9_mid_turn_then_resume_loses_only_the_in_flight_call(
     assert len(saved) == 1
     session_id = saved[0].stem
 
-    result = run_cli(["--resume", session_id, "continue"], workdir, {"VLLM_BASE_URL": llm_server.base_url,
-                                                                     "ML_INTERN_MODEL": "vllm/scripted"})
+    result = run_cli(
+        ["--resume", session_id, "continue"],
+        workdir,
+        {"VLLM_BASE_URL": llm_server.base_url, "ML_INTERN_MODEL": "vllm/scripted"},
+    )
     assert result.returncode == 0, result.stderr
     assert "picked up where we left off" in result.stdout
     sent = llm_server.chat_requests[-1].messages

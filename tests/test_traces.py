@@ -91,7 +91,17 @@ async def test_export_writes_a_valid_redacted_claude_code_trace(
     lines = read_jsonl(Path(default.path))
     assert default.lines == len(lines)
     validate_claude_code(lines, session_id)
-    assert [line["type"] for line in lines] == ["user", "assistant", "user", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert [line["type"] for line in lines] == [
+        "user",
+        "assistant",
+        "user",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     first_call = lines[1]["message"]
     assert first_call["model"] == "vllm/scripted" and first_call["stop_reason"] == "tool_use"
     assert first_call["content"][0] == {"type": "text", "text": "Writing the script and checking the key."}
@@ -139,7 +149,9 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     with FakeHub() as fake:
         hub_environment(monkeypatch, fake, tmp_path)
         # huggingface_hub validates a README's YAML header before committing it; the fake has no such route.
-        fake.extra_routes.append(("POST", re.compile(r"/api/validate-yaml"), lambda request: (200, {"errors": []})))
+        fake.extra_routes.append(
+            ("POST", re.compile(r"/api/validate-yaml"), lambda request: (200, {"errors": []}))
+        )
         yield fake
 
 
@@ -175,7 +187,11 @@ async def test_shared_traces_go_redacted_to_a_private_dataset_of_the_user(
     repo = hub.repos[("dataset", "tester/ml-intern-sessions")]
     assert repo.private is True
     assert uploaded.repo_id == "tester/ml-intern-sessions"
-    assert uploaded.path_in_repo == remote_path(session_id, created) == f"sessions/{time.strftime('%Y-%m-%d', time.gmtime(created))}/{session_id}.jsonl"
+    assert (
+        uploaded.path_in_repo
+        == remote_path(session_id, created)
+        == f"sessions/{time.strftime('%Y-%m-%d', time.gmtime(created))}/{session_id}.jsonl"
+    )
     assert "README.md" in repo.files and b"agent-traces" in repo.files["README.md"]
     content = repo.files[uploaded.path_in_repo].decode()
     assert SECRET not in content and ENV_SECRET not in content and "[REDACTED" in content
@@ -211,14 +227,18 @@ async def test_traces_never_go_outside_the_users_namespace(
     llm_server: ScriptedLLMServer, workdir: Path, hub: FakeHub
 ) -> None:
     llm_server.add(text("hi"))
-    async with Run(sharing_agent(workdir, personal_trace_repo_template="smolagents/ml-intern-sessions")) as run:
+    async with Run(
+        sharing_agent(workdir, personal_trace_repo_template="smolagents/ml-intern-sessions")
+    ) as run:
         await run.say("hello")
         logs = await _wait_for(run, ev.ToolLog)
     assert any("refusing to upload to smolagents/ml-intern-sessions" in e.log for e in logs)
     assert not hub.requests_to(r"/commit/") and ("dataset", "smolagents/ml-intern-sessions") not in hub.repos
 
 
-async def test_share_traces_shows_and_sets_visibility(llm_server: ScriptedLLMServer, workdir: Path, hub: FakeHub) -> None:
+async def test_share_traces_shows_and_sets_visibility(
+    llm_server: ScriptedLLMServer, workdir: Path, hub: FakeHub
+) -> None:
     async with Run(agent_for(workdir)) as run:
         await _op(run, ops.ShareTraces())
         await _op(run, ops.ShareTraces(enabled=True))
@@ -231,7 +251,9 @@ async def test_share_traces_shows_and_sets_visibility(llm_server: ScriptedLLMSer
     assert private.private is True and hub.repos[("dataset", "tester/ml-intern-sessions")].private is True
 
 
-async def test_without_a_token_sharing_explains_itself(llm_server: ScriptedLLMServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_without_a_token_sharing_explains_itself(
+    llm_server: ScriptedLLMServer, workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf"))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     llm_server.add(text("hi"))

@@ -50,7 +50,9 @@ async def test_undo_stops_at_the_real_user_message_past_injected_guidance(
     assert undo.not_undone and any("echo trained" in item for item in undo.not_undone)
     assert (workdir / "run.log").exists()
     usage = run.events[run.events.index(undo) + 1]
-    assert isinstance(usage, ev.Usage) and usage.context_tokens == run.agent.history.tokens(run.agent.tool_schemas())
+    assert isinstance(usage, ev.Usage) and usage.context_tokens == run.agent.history.tokens(
+        run.agent.tool_schemas()
+    )
 
 
 async def test_undo_with_nothing_to_undo_says_so(llm_server: ScriptedLLMServer, workdir: Path) -> None:
@@ -62,7 +64,9 @@ async def test_undo_with_nothing_to_undo_says_so(llm_server: ScriptedLLMServer, 
 
 async def _three_edits(run: Run, llm_server: ScriptedLLMServer, target: Path) -> None:
     for n in (1, 2, 3):
-        llm_server.add(tool_calls(call("write", {"path": target.name, "content": f"v{n}\n"})), text(f"wrote v{n}"))
+        llm_server.add(
+            tool_calls(call("write", {"path": target.name, "content": f"v{n}\n"})), text(f"wrote v{n}")
+        )
         await run.say(f"write v{n}")
         assert target.read_text() == f"v{n}\n"
 
@@ -83,7 +87,9 @@ async def test_rewind_several_turns_with_files(llm_server: ScriptedLLMServer, wo
     assert undo.turns == 2 and undo.user_text == "write v2"
 
 
-async def test_rewind_conversation_only_leaves_files_alone(llm_server: ScriptedLLMServer, workdir: Path) -> None:
+async def test_rewind_conversation_only_leaves_files_alone(
+    llm_server: ScriptedLLMServer, workdir: Path
+) -> None:
     target = workdir / "notes.txt"
     async with Run(agent_for(workdir)) as run:
         await _three_edits(run, llm_server, target)
@@ -102,10 +108,15 @@ async def test_rewind_conversation_only_leaves_files_alone(llm_server: ScriptedL
 
 async def test_undo_puts_the_plan_back(llm_server: ScriptedLLMServer, workdir: Path) -> None:
     plan_v1 = [{"id": "1", "content": "load data", "status": "in_progress"}]
-    plan_v2 = [{"id": "1", "content": "load data", "status": "completed"}, {"id": "2", "content": "train", "status": "pending"}]
+    plan_v2 = [
+        {"id": "1", "content": "load data", "status": "completed"},
+        {"id": "2", "content": "train", "status": "pending"},
+    ]
     llm_server.add(
-        tool_calls(call("plan_tool", {"todos": plan_v1})), text("planned"),
-        tool_calls(call("plan_tool", {"todos": plan_v2})), text("updated"),
+        tool_calls(call("plan_tool", {"todos": plan_v1})),
+        text("planned"),
+        tool_calls(call("plan_tool", {"todos": plan_v2})),
+        text("updated"),
     )
     async with Run(agent_for(workdir)) as run:
         await run.say("plan it")
@@ -120,7 +131,11 @@ async def test_undo_puts_the_plan_back(llm_server: ScriptedLLMServer, workdir: P
 async def test_undo_after_resume_still_restores_files(llm_server: ScriptedLLMServer, workdir: Path) -> None:
     target = workdir / "train.py"
     target.write_text("epochs = 1\n")
-    llm_server.add(tool_calls(call("read", {"path": "train.py"})), tool_calls(call("edit", {"path": "train.py", "old_str": "1", "new_str": "5"})), text("done"))
+    llm_server.add(
+        tool_calls(call("read", {"path": "train.py"})),
+        tool_calls(call("edit", {"path": "train.py", "old_str": "1", "new_str": "5"})),
+        text("done"),
+    )
     async with Run(agent_for(workdir)) as run:
         await run.say("train longer")
         session_id = run.agent.session_id

@@ -26,13 +26,13 @@ def _tiktoken_encoder() -> Any:
     try:
         spec = importlib.util.find_spec("litellm")
         if spec and spec.submodule_search_locations and "TIKTOKEN_CACHE_DIR" not in os.environ:
-            bundled = Path(list(spec.submodule_search_locations)[0]) / "litellm_core_utils" / "tokenizers"
+            bundled = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
             if bundled.is_dir():
                 os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
         import tiktoken
 
         _encoder = tiktoken.get_encoding("cl100k_base")
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means the char estimate
         _encoder_failed = True
     return _encoder
 
@@ -61,7 +61,9 @@ def message_tokens(message: dict[str, Any]) -> int:
                 total += 85  # images and other blocks: a flat estimate
     for call in message.get("tool_calls") or []:
         function = call.get("function", {})
-        total += 8 + count_text_tokens(function.get("name", "")) + count_text_tokens(function.get("arguments", ""))
+        total += (
+            8 + count_text_tokens(function.get("name", "")) + count_text_tokens(function.get("arguments", ""))
+        )
     return total
 
 
@@ -139,7 +141,9 @@ class History:
 
     def add_tool_result(self, tool_call_id: str, name: str, content: str) -> dict[str, Any]:
         """Append the result of one tool call."""
-        return self._append({"role": "tool", "tool_call_id": tool_call_id, "name": name, "content": content}, "tool")
+        return self._append(
+            {"role": "tool", "tool_call_id": tool_call_id, "name": name, "content": content}, "tool"
+        )
 
     def patch_dangling_tool_calls(
         self, content: str = "Tool was not executed (interrupted or failed before it ran)."
@@ -261,7 +265,8 @@ class TurnChanges:
     """What one user turn changed: files we can restore, effects we cannot."""
 
     turn: int
-    files: dict[str, str | None] = field(default_factory=dict)  # absolute path -> snapshot path (None: did not exist)
+    # Absolute path -> snapshot copy (None: the file did not exist before the turn).
+    files: dict[str, str | None] = field(default_factory=dict)
     side_effects: list[str] = field(default_factory=list)
     plan_before: list[dict[str, Any]] | None = None
 
@@ -289,8 +294,12 @@ class SnapshotStore:
             return
         for item in data if isinstance(data, list) else []:
             try:
-                changes = TurnChanges(int(item["turn"]), dict(item.get("files") or {}),
-                                      list(item.get("side_effects") or []), item.get("plan_before"))
+                changes = TurnChanges(
+                    int(item["turn"]),
+                    dict(item.get("files") or {}),
+                    list(item.get("side_effects") or []),
+                    item.get("plan_before"),
+                )
             except (KeyError, TypeError, ValueError):
                 continue
             self.turns[changes.turn] = changes
@@ -389,7 +398,9 @@ SUMMARY_PROMPT = (
 
 SUMMARY_NOTE = "[ml-intern: earlier work in this session was compacted. Summary of what happened so far:]\n"
 
-TRUNCATED_OUTPUT = "[output truncated to save context; original was {n} tokens. Re-run the tool if you need it.]"
+TRUNCATED_OUTPUT = (
+    "[output truncated to save context; original was {n} tokens. Re-run the tool if you need it.]"
+)
 
 SHRUNK_MARKER = "\n\n[... {n} tokens cut here to save context ...]\n\n"
 
@@ -438,7 +449,11 @@ def _tail_start(history: History, budget: int, floor: int) -> int:
         issuer = index - 1
         while issuer >= floor and messages[issuer].get("role") == "tool":
             issuer -= 1
-        if issuer >= floor and messages[issuer].get("role") == "assistant" and messages[issuer].get("tool_calls"):
+        if (
+            issuer >= floor
+            and messages[issuer].get("role") == "assistant"
+            and messages[issuer].get("tool_calls")
+        ):
             index = issuer
         else:
             index += 1
@@ -524,7 +539,9 @@ async def compact_history(
         skipped = "no summariser"
     else:
         middle_tokens = sum(_cost(history, i) for i in range(head_end, tail_start))
-        summary = await _summarise_middle(history, middle, head_end, context_window, summary_tokens, summarise)
+        summary = await _summarise_middle(
+            history, middle, head_end, context_window, summary_tokens, summarise
+        )
         note = SUMMARY_NOTE + summary
         if not summary:
             skipped = "the model returned an empty summary"
@@ -548,7 +565,12 @@ async def compact_history(
             "messages alone are too large"
         )
     return CompactionResult(
-        old_tokens, new_tokens, summarised, truncated, "+".join(method) or "none", "" if summarised else skipped
+        old_tokens,
+        new_tokens,
+        summarised,
+        truncated,
+        "+".join(method) or "none",
+        "" if summarised else skipped,
     )
 
 
@@ -565,10 +587,16 @@ async def _summarise_middle(
     if head_end > 1 and isinstance(history.messages[head_end - 1].get("content"), str):
         task = shrink_text(history.messages[head_end - 1]["content"], max(100, context_window // 20))
     excerpt = _render_for_summary(middle, max_tool_tokens=max(150, context_window // 40))
-    budget = max(800, int(context_window * 0.75) - summary_tokens - count_text_tokens(SUMMARY_PROMPT + task) - 50)
+    budget = max(
+        800, int(context_window * 0.75) - summary_tokens - count_text_tokens(SUMMARY_PROMPT + task) - 50
+    )
     excerpt = shrink_text(excerpt, budget)
     request = [{"role": "system", "content": SUMMARY_PROMPT}]
-    body = (f"The task the agent is working on:\n{task}\n\n" if task else "") + "Conversation excerpt:\n\n" + excerpt
+    body = (
+        (f"The task the agent is working on:\n{task}\n\n" if task else "")
+        + "Conversation excerpt:\n\n"
+        + excerpt
+    )
     request.append({"role": "user", "content": body})
     return (await summarise(request, summary_tokens)).strip()
 
@@ -579,7 +607,9 @@ def _truncate_tool_outputs(history: History, tools: list[dict[str, Any]], limit_
         return 0
     messages = history.messages
     truncated = 0
-    last_call = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages))
+    last_call = max(
+        (i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages)
+    )
     # Outputs the model has already answered: a placeholder is enough.
     for index, message in enumerate(messages[:last_call]):
         if message.get("role") != "tool" or _cost(history, index) < 200:

@@ -53,7 +53,9 @@ class LoadedSession:
 class SessionStore:
     """Appends redacted lines to `<sessions_dir>/<id>.jsonl`; every line is flushed so a crash loses at most one."""
 
-    def __init__(self, session_id: str | None = None, directory: Path | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self, session_id: str | None = None, directory: Path | None = None, enabled: bool = True
+    ) -> None:
         self.session_id = session_id or new_session_id()
         self.directory = directory or paths.sessions_dir()
         self.enabled = enabled
@@ -211,7 +213,7 @@ def list_sessions(directory: Path | None = None, *, include_empty: bool = False)
     for path in folder.glob("*.jsonl"):
         try:
             info = load_session(path).info
-        except Exception:
+        except Exception:  # noqa: BLE001, S112 - an unreadable file must not hide the others
             continue
         if not info.messages and not include_empty:
             continue

@@ -147,8 +147,14 @@ def to_claude_code(
                     arguments = {"_raw": raw}
                 if not isinstance(arguments, dict):
                     arguments = {"_raw": raw}
-                blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""),
-                               "input": arguments})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "input": arguments,
+                    }
+                )
             if not blocks:
                 continue
             has_calls = any(b["type"] == "tool_use" for b in blocks)
@@ -202,7 +208,9 @@ def build_trace(session_path: Path, extra_secrets: tuple[str, ...] = ()) -> Expo
     lines, _ = read_session_lines(session_path)
     loaded = load_session(session_path)
     info = loaded.info
-    cwd = next((str(line["workdir"]) for line in lines if line.get("kind") == "meta" and line.get("workdir")), "")
+    cwd = next(
+        (str(line["workdir"]) for line in lines if line.get("kind") == "meta" and line.get("workdir")), ""
+    )
     records = trace_records(lines)
     secrets = extra_secrets or known_secret_values(dict(os.environ))
     converted = to_claude_code(
@@ -280,7 +288,9 @@ class TraceUploader:
 
         token = hf_token()
         if not token:
-            raise TraceUploadError("no Hugging Face token: run `hf auth login` or set HF_TOKEN to share traces")
+            raise TraceUploadError(
+                "no Hugging Face token: run `hf auth login` or set HF_TOKEN to share traces"
+            )
         return HfApi(endpoint=hf_endpoint(), token=token)
 
     def _resolve_repo(self, api: Any) -> str:
@@ -313,7 +323,7 @@ class TraceUploader:
                         commit_message="Add dataset card",
                     )
                 self._card_ready = True
-            except Exception:  # noqa: BLE001 - the card is a nicety; the trace still goes up, the card next time
+            except Exception:  # noqa: BLE001, S110 - the card is a nicety; the trace goes up, the card next time
                 pass
         return repo_id
 
@@ -375,7 +385,7 @@ class TraceUploader:
             except TraceUploadError as exc:
                 self.emit(ev.ToolLog(tool="system", log=f"Trace not shared: {exc}."))
                 return
-            except Exception as exc:  # network, auth, Hub errors: retried, then reported
+            except Exception as exc:  # noqa: BLE001 - network, auth, Hub errors: retried, then reported
                 if attempt + 1 < attempts:
                     await asyncio.sleep(self.retry_delays[attempt])
                     continue
@@ -398,7 +408,7 @@ class TraceUploader:
             return True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return False
         return True
 

@@ -43,10 +43,20 @@ class RewindScreen(ModalScreen[RewindChoice | None]):
     """Pick a message of yours to rewind to (it is removed with everything after it)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "rewind(True)", "Conversation and files", tooltip="Rewind and restore the files ml-intern changed.",
-                id="rewind-with-files"),
-        Binding("c", "rewind(False)", "Conversation only", tooltip="Rewind the conversation; leave files as they are.",
-                id="rewind-conversation-only"),
+        Binding(
+            "f",
+            "rewind(True)",
+            "Conversation and files",
+            tooltip="Rewind and restore the files ml-intern changed.",
+            id="rewind-with-files",
+        ),
+        Binding(
+            "c",
+            "rewind(False)",
+            "Conversation only",
+            tooltip="Rewind the conversation; leave files as they are.",
+            id="rewind-conversation-only",
+        ),
         Binding("escape", "cancel", "Cancel", tooltip="Close without rewinding.", id="rewind-cancel"),
     ]
     DEFAULT_CSS = """
@@ -69,11 +79,21 @@ class RewindScreen(ModalScreen[RewindChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Rewind to before one of your messages", id="rewind-title")
-            yield OptionList(*(Option(point_row(p), id=str(p.turns_back)) for p in self.points), id="rewind-points")
+            yield OptionList(
+                *(Option(point_row(p), id=str(p.turns_back)) for p in self.points), id="rewind-points"
+            )
             yield Static("", id="rewind-detail", markup=False)
             yield Label(
-                Content.assemble(("f", "bold"), "/", ("Enter", "bold"), " conversation and files   ",
-                                 ("c", "bold"), " conversation only   ", ("Esc", "bold"), " cancel"),
+                Content.assemble(
+                    ("f", "bold"),
+                    "/",
+                    ("Enter", "bold"),
+                    " conversation and files   ",
+                    ("c", "bold"),
+                    " conversation only   ",
+                    ("Esc", "bold"),
+                    " cancel",
+                ),
                 id="rewind-hint",
             )
 
@@ -130,7 +150,9 @@ class RewindScreen(ModalScreen[RewindChoice | None]):
 def open_rewind(screen: MainScreen) -> None:
     """Show the rewind picker over the main screen and submit the chosen rewind."""
     agent: Any = screen.agent
-    points: list[RewindPoint] = agent.rewind_points() if agent is not None and hasattr(agent, "rewind_points") else []
+    points: list[RewindPoint] = (
+        agent.rewind_points() if agent is not None and hasattr(agent, "rewind_points") else []
+    )
     if not points:
         screen.app.notify("Nothing to rewind yet: send a message first.")
         return
@@ -151,8 +173,18 @@ if __name__ == "__main__":
     now = time.time()
     demo_points = [
         RewindPoint(1, 9, 3, "now push the model to the Hub", now - 60, 4, ["/tmp/work/push.py"]),
-        RewindPoint(2, 5, 2, "train for 3 epochs with lr 2e-5", now - 600, 8, ["/tmp/work/push.py", "/tmp/work/train.py"]),
-        RewindPoint(3, 1, 1, "look at the IMDB dataset", now - 900, 12, ["/tmp/work/push.py", "/tmp/work/train.py"]),
+        RewindPoint(
+            2,
+            5,
+            2,
+            "train for 3 epochs with lr 2e-5",
+            now - 600,
+            8,
+            ["/tmp/work/push.py", "/tmp/work/train.py"],
+        ),
+        RewindPoint(
+            3, 1, 1, "look at the IMDB dataset", now - 900, 12, ["/tmp/work/push.py", "/tmp/work/train.py"]
+        ),
     ]
 
     class _Demo(App[Any]):
