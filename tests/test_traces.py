@@ -14,6 +14,7 @@ import pytest
 from ml_intern.core import events as ev
 from ml_intern.core import operations as ops
 from ml_intern.core.agent import Agent
+from ml_intern.core.session import load_session
 from ml_intern.core.traces import TraceUploader, remote_path
 from tests.harness.fake_hub import FakeHub, hub_environment
 from tests.harness.scripted_llm import ScriptedLLMServer, call, text, tool_calls
@@ -183,7 +184,7 @@ async def test_shared_traces_go_redacted_to_a_private_dataset_of_the_user(
         uploaded = (await _wait_for(run, ev.TraceUploaded))[0]
         await run.say("anything else?")
         session_id = run.agent.session_id
-        created = run.agent.store.path.stat().st_mtime
+        created = load_session(run.agent.store.path).info.created
     repo = hub.repos[("dataset", "tester/ml-intern-sessions")]
     assert repo.private is True
     assert uploaded.repo_id == "tester/ml-intern-sessions"
