@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -149,10 +148,6 @@ async def test_the_trace_keeps_compacted_messages_and_drops_undone_turns(
 def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     with FakeHub() as fake:
         hub_environment(monkeypatch, fake, tmp_path)
-        # huggingface_hub validates a README's YAML header before committing it; the fake has no such route.
-        fake.extra_routes.append(
-            ("POST", re.compile(r"/api/validate-yaml"), lambda request: (200, {"errors": []}))
-        )
         yield fake
 
 
