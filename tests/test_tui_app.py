@@ -457,3 +457,22 @@ async def test_quit_asks_while_a_turn_runs(work: Path) -> None:
         assert app.screen is screen and app.is_running
         await pilot.press("escape")
         await wait_for(pilot, lambda: not screen.working)
+
+
+async def test_job_update_shows_the_runs_pane(work: Path) -> None:
+    agent = FakeAgent([
+        ev.Ready(model="m"),
+        ev.JobUpdate(job_id="job-1", status="running", hardware="a10g-small", title="sft run",
+                     log_lines=["step 1 loss 2.0"]),
+    ])
+    app = MLInternApp(make_settings(), agent_factory=lambda: agent, history_file=None, save_settings=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = main_screen(app)
+        runs = screen.query_one("#runs")
+        await wait_for(pilot, lambda: screen.has_class("-show-runs"))
+        await pilot.pause(0.05)
+        assert runs.display and runs.region.height > 0
+        assert "job-1" in runs.runs  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        assert not screen.has_class("-show-runs")

@@ -44,7 +44,7 @@ class MLInternApp(App[int]):
         continue_latest: bool = False,
         history_file: Path | None | object = _DEFAULT,
         theme_dirs: list[Path] | None = None,
-        max_blocks: int = 200,
+        max_blocks: int = 120,
         save_settings: bool = True,
     ) -> None:
         super().__init__()

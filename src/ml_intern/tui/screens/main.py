@@ -59,22 +59,12 @@ class AgentLike(Protocol):
 
 
 def make_runs_pane() -> Widget | None:
-    """Return the Runs pane widget when its module exists (it is optional)."""
+    """Return the Runs pane (jobs and sandboxes), or None if its module cannot be loaded."""
     try:
-        from ml_intern.tui.widgets import runs
-    except Exception:
+        from ml_intern.tui.widgets.runs import RunsPane
+    except ImportError:
         return None
-    for value in vars(runs).values():
-        if inspect.isclass(value) and issubclass(value, Widget) and hasattr(value, "apply"):
-            if value.__module__ == runs.__name__:
-                try:
-                    return value(id="runs", classes="pane")
-                except TypeError:
-                    widget = value()
-                    widget.id = "runs"
-                    widget.add_class("pane")
-                    return widget
-    return None
+    return RunsPane(id="runs", classes="pane")
 
 
 class MainScreen(Screen[None]):
@@ -89,6 +79,8 @@ class MainScreen(Screen[None]):
                 id="interrupt"),
         Binding("ctrl+r", "undo", "Undo turn", tooltip="Remove the last turn and restore the files it changed.",
                 id="undo"),
+        Binding("f3", "rewind", "Rewind", tooltip="Rewind to before an earlier message (conversation, or files too).",
+                show=False, id="rewind"),
         Binding("ctrl+l", "compact", "Compact", tooltip="Summarise the history to free context.", id="compact"),
         Binding("ctrl+n", "new_session", "New", tooltip="Save this conversation and start a fresh one.",
                 id="new-session"),
@@ -108,6 +100,7 @@ class MainScreen(Screen[None]):
     PALETTE_ACTIONS: ClassVar[list[tuple[str, str, str]]] = [
         ("interrupt", "Interrupt", "Stop the running turn, its tools and pending approvals"),
         ("undo", "Undo last turn", "Remove the last turn and restore the files it changed"),
+        ("rewind", "Rewind…", "Rewind to before an earlier message: conversation only, or files too"),
         ("compact", "Compact history", "Summarise the history to free context"),
         ("new_session", "New session", "Save this conversation and start a fresh one"),
         ("switch_model", "Switch model", "Pick or type a model id"),
@@ -120,7 +113,7 @@ class MainScreen(Screen[None]):
     ]
 
     def __init__(self, agent_factory: Callable[[], Any], *, demo: bool = False, model: str = "",
-                 approval_mode: str = "ask", max_blocks: int = 200, startup_ops: list[Operation] | None = None,
+                 approval_mode: str = "ask", max_blocks: int = 120, startup_ops: list[Operation] | None = None,
                  initial_text: str = "") -> None:
         super().__init__()
         self.agent_factory = agent_factory
@@ -458,7 +451,8 @@ class MainScreen(Screen[None]):
         await self.notice(f"Nothing compacted: {event.reason}")
 
     async def _on_undo_complete(self, event: ev.UndoComplete) -> None:
-        await self._remove_last_turn_blocks()
+        for _ in range(event.turns):
+            await self._remove_last_turn_blocks()
         lines = [event.message or f"Undid the last turn ({event.removed_messages} messages)."]
         if event.restored_files:
             lines.append("Restored: " + ", ".join(event.restored_files))
@@ -506,6 +500,18 @@ class MainScreen(Screen[None]):
         await self.notice(f"Resumed session {event.session_id}{title} ({event.restored_count} messages).", "success")
         if event.model:
             self.status.set(model=event.model)
+
+    async def _on_session_renamed(self, event: ev.SessionRenamed) -> None:
+        await self.notice(f"Session renamed: {event.title}", "success")
+
+    async def _on_trace_exported(self, event: ev.TraceExported) -> None:
+        await self.notice(f"Exported the session ({event.lines} trace lines) to {event.path}", "success")
+
+    async def _on_trace_sharing(self, event: ev.TraceSharing) -> None:
+        await self.notice(event.message, "warning" if event.private is False else "info")
+
+    def _on_trace_uploaded(self, event: ev.TraceUploaded) -> None:
+        self.app.notify(f"Trace saved to your dataset {event.repo_id}", timeout=3)
 
     async def _on_doom_loop_detected(self, event: ev.DoomLoopDetected) -> None:
         await self.notice(f"Loop detected ({', '.join(event.tools)}): {event.message}", "warning")
@@ -596,7 +602,7 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "interrupt":
             return True if self.working else None
-        if action in ("undo", "compact", "new_session"):
+        if action in ("undo", "rewind", "compact", "new_session"):
             return None if self.working else True
         if action == "toggle_runs":
             return True if self._runs_pane is not None else None
@@ -611,6 +617,12 @@ class MainScreen(Screen[None]):
     def action_undo(self) -> None:
         """Undo the last turn."""
         self.submit(Undo())
+
+    def action_rewind(self) -> None:
+        """Pick an earlier message to rewind to."""
+        from ml_intern.tui.screens.rewind import open_rewind
+
+        open_rewind(self)
 
     def action_compact(self) -> None:
         """Compact the history."""
