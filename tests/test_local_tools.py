@@ -171,6 +171,26 @@ async def test_bash_cancel_kills_everything_within_half_a_second(h: Harness, tmp
     assert time.monotonic() - cancelled_at < 0.5
 
 
+async def test_bash_cancelled_while_the_shell_starts_still_returns_at_once(h: Harness, tmp_path: Path) -> None:
+    # Cancelling inside create_subprocess_shell used to wait for `sleep 30` to close the pipe (Python 3.11).
+    pid_file = tmp_path / "pid"
+    task = asyncio.create_task(h.call("bash", command=f"echo $$ > {pid_file}; exec sleep 30"))
+    await asyncio.sleep(0)  # the handler is now inside process creation
+    cancelled_at = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - cancelled_at < 0.5
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text().strip()):
+        await asyncio.sleep(0.02)
+    if pid_file.exists() and pid_file.read_text().strip():
+        pid = int(pid_file.read_text())
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert not _alive(pid), "the shell started after the interrupt survived it"
+
+
 async def test_bash_returns_when_a_background_job_holds_the_pipe(h: Harness, tmp_path: Path) -> None:
     pid_file = tmp_path / "bg.pid"
     started = time.monotonic()

@@ -227,6 +227,13 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _kill_created_group(creation: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Kill the process group of a shell whose start was interrupted, once it exists."""
+    if creation.cancelled() or creation.exception() is not None:
+        return
+    _signal_group(creation.result().pid, signal.SIGKILL)
+
+
 async def _wait_exit(process: asyncio.subprocess.Process, reader: asyncio.Task[None]) -> int:
     """Wait for the shell to exit, even while a background job keeps its output pipe open.
 
@@ -280,15 +287,24 @@ async def _run_bash(arguments: dict[str, Any], ctx: ToolContext, settings: Setti
     ctx.state.record_side_effect(f"bash: {command}")
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")  # so Python output streams instead of arriving at exit
-    process = await asyncio.create_subprocess_shell(
-        command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,  # own process group: timeouts and interrupts kill children too
+    creation = asyncio.ensure_future(
+        asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # own process group: timeouts and interrupts kill children too
+        )
     )
+    try:
+        # Shielded: cancelling creation half-way makes Python 3.11 kill only the shell and then wait for the
+        # pipes to close, which a child (`sleep 30`) keeps open; an interrupt would hang until it exits.
+        process = await asyncio.shield(creation)
+    except asyncio.CancelledError:
+        creation.add_done_callback(_kill_created_group)
+        raise
     output = _Output()
     pending_log: list[str] = []
     pending_chars = 0
