@@ -178,7 +178,7 @@ class Agent:
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self.emit(ev.ToolLog(tool="system", log="MCP servers are still connecting; continuing without them."))
 
     def _system_prompt(self) -> str:
@@ -230,7 +230,7 @@ class Agent:
         if self._loop_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._loop_task), timeout)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self._loop_task.cancel()
         else:
             await self._close()
@@ -587,7 +587,7 @@ class Agent:
                     ),
                     30,
                 )
-            except (LLMError, TimeoutError, asyncio.TimeoutError) as exc:
+            except (LLMError, TimeoutError) as exc:
                 message = getattr(exc, "message", None) or "no answer within 30 s"
                 self.emit(ev.Error(error=f"Switch failed, still using {self.settings.model_name}: {message}", kind="bad_model"))
                 return

@@ -13,7 +13,7 @@ from ml_intern.core import events as ev
 from ml_intern.core.doom_loop import signature
 from ml_intern.core.llm_types import ContextOverflowError, LLMError, LLMRequest, LLMResponse
 from ml_intern.core.operations import ApprovalAnswer
-from ml_intern.core.tools import ApprovalInfo, ParsedCall, Risk, ToolContext, parse_tool_call
+from ml_intern.core.tools import ApprovalInfo, ParsedCall, Risk, parse_tool_call
 
 if TYPE_CHECKING:
     from ml_intern.core.agent import Agent

@@ -79,7 +79,7 @@ async def run_headless(
         await agent.shutdown()
         try:
             await asyncio.wait_for(pump_task, 5)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             pump_task.cancel()
     if agent.store.last_error and not json_output:
         (err or sys.stderr).write(f"warning: {agent.store.last_error}\n")
