@@ -405,3 +405,14 @@ def test_tool_risks_match_the_policy() -> None:
     assert router.get("read").risk_for({"path": "x"}) == Risk.READ  # type: ignore[union-attr]
     assert router.get("write").risk_for({"path": "x", "content": ""}) == Risk.EDIT  # type: ignore[union-attr]
     assert router.get("bash").risk_for({"command": "ls"}) == Risk.EXEC  # type: ignore[union-attr]
+
+
+async def test_a_stream_that_goes_silent_is_retried(llm_server: ScriptedLLMServer, workdir: Path) -> None:
+    llm_server.add(text("slow and then silent " * 4, chunk_size=4, chunk_delay_s=3), text("fresh answer"))
+    started = time.monotonic()
+    async with Run(agent_for(workdir, llm_stall_timeout_s=0.5)) as run:
+        await run.say("hi")
+    assert time.monotonic() - started < 10
+    retry = run.of(ev.Retrying)
+    assert len(retry) == 1 and "stalled" in retry[0].reason and "partial reply discarded" in retry[0].reason
+    assert run.of(ev.TurnComplete)[-1].final_response == "fresh answer"

@@ -109,6 +109,8 @@ class Settings(BaseModel):
     """Default timeout of a bash call."""
     llm_timeout_s: float = 600.0
     """Timeout of one LLM request."""
+    llm_stall_timeout_s: float = 120.0
+    """Give up on (and retry) a streamed reply that sends nothing for this long."""
     llm_max_retries: int = 4
     """Attempts per LLM call on transient failures."""
     retry_base_delay_s: float = 2.0

@@ -312,10 +312,12 @@ class LiteLLMClient:
         max_retries: int = 4,
         base_delay_s: float = 2.0,
         max_retry_after_s: float = 120.0,
+        stall_timeout_s: float = 120.0,
         on_retry: RetryNotice | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.timeout_s = timeout_s
+        self.stall_timeout_s = stall_timeout_s
         self.max_retries = max(1, max_retries)
         self.base_delay_s = base_delay_s
         self.max_retry_after_s = max_retry_after_s
@@ -330,6 +332,7 @@ class LiteLLMClient:
             max_retries=settings.llm_max_retries,
             base_delay_s=settings.retry_base_delay_s,
             max_retry_after_s=settings.max_retry_after_s,
+            stall_timeout_s=settings.llm_stall_timeout_s,
             on_retry=on_retry,
         )
 
@@ -433,8 +436,16 @@ class LiteLLMClient:
         calls: dict[int, dict[str, Any]] = {}
         finish_reason: str | None = None
         usage = TokenUsage()
+        chunks = stream.__aiter__()
         try:
-            async for chunk in stream:
+            while True:
+                try:
+                    # A stream that goes silent mid-reply is treated like a dropped connection and retried.
+                    chunk = await asyncio.wait_for(chunks.__anext__(), self.stall_timeout_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise TimeoutError(f"the stream stalled: no data for {self.stall_timeout_s:.0f} s") from None
                 chunk_usage = getattr(chunk, "usage", None)
                 if chunk_usage:
                     usage = _usage_of(chunk_usage)
