@@ -416,3 +416,26 @@ async def test_a_stream_that_goes_silent_is_retried(llm_server: ScriptedLLMServe
     retry = run.of(ev.Retrying)
     assert len(retry) == 1 and "stalled" in retry[0].reason and "partial reply discarded" in retry[0].reason
     assert run.of(ev.TurnComplete)[-1].final_response == "fresh answer"
+
+
+async def test_a_full_disk_stops_saving_with_one_warning_and_the_turn_goes_on(
+    llm_server: ScriptedLLMServer, workdir: Path
+) -> None:
+    import errno
+
+    class FullDisk:
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None: ...
+
+        def close(self) -> None: ...
+
+    llm_server.add(tool_calls(call("bash", {"command": "echo still-working"})), text("finished anyway"))
+    agent = agent_for(workdir)
+    async with Run(agent) as run:
+        agent.store._fh = FullDisk()
+        await run.say("go")
+    warnings = [e.log for e in run.of(ev.ToolLog) if e.tool == "system" and "saving stopped" in e.log]
+    assert len(warnings) == 1 and "No space left" in warnings[0]
+    assert run.of(ev.TurnComplete)[-1].final_response == "finished anyway"

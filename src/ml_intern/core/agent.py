@@ -97,6 +97,7 @@ class Agent:
         self._idle.set()
         self._background: set[asyncio.Task[Any]] = set()
         self._mcp_task: asyncio.Task[None] | None = None
+        self._store_warned = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -271,6 +272,10 @@ class Agent:
         if event.type == "assistant_chunk":
             return
         self.store.write_event(event.to_json_dict())
+        if self.store.write_errors and not self._store_warned:
+            # Saving failed (full disk, read-only home): say so once; the session itself goes on in memory.
+            self._store_warned = True
+            self.emit(ev.ToolLog(tool="system", log=f"Session saving stopped: {self.store.last_error}"))
         if event.type in _AUTO_NOTIFY_TYPES and "notification_gateway" in self.services:
             from ml_intern.core.notifications import build_auto_notifications
 
