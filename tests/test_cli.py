@@ -135,3 +135,27 @@ def test_version_and_help_are_instant(workdir: Path) -> None:
     for flag in ("--model", "--max-iterations", "--no-stream", "--json", "--approval-mode", "--config", "--resume",
                  "--continue", "--list-sessions", "--sandbox-tools", "--demo", "--version", "--headless"):
         assert flag in help_text
+
+
+def test_ctrl_c_mid_tool_exits_130_and_kills_the_command(llm_server: ScriptedLLMServer, model_env: dict[str, str], workdir: Path) -> None:
+    import signal
+    import time
+
+    pid_file = workdir / "pid"
+    llm_server.add(tool_calls(call("bash", {"command": f"echo $$ > {pid_file}; sleep 30; true"})))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN")}
+    env.update(model_env)
+    process = subprocess.Popen([sys.executable, "-m", "ml_intern", "sleep please"], cwd=workdir, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text().strip()):
+        time.sleep(0.05)
+    shell_pid = int(pid_file.read_text())
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+    assert time.monotonic() - sent < 3
+    with pytest.raises(ProcessLookupError):
+        os.kill(shell_pid, 0)
+    assert "interrupted" in err
