@@ -32,6 +32,7 @@ def test_is_hf_host(monkeypatch):
     assert not hf_common.is_hf_host("https://huggingface.co.evil.com/x")
     assert not hf_common.is_hf_host("https://evilhuggingface.co/x")
     assert not hf_common.is_hf_host("https://example.com/?u=https://huggingface.co")
+    assert not hf_common.is_hf_host("https://someone-evil.hf.space/page")  # anyone can host a Space there
 
 
 async def test_explore_lists_and_searches(hub, harness):

@@ -35,11 +35,19 @@ def test_specs_only_in_sandbox_runtime():
     assert names == ["sandbox_create", "bash", "read", "write", "edit"]
 
 
-def test_default_space_url_is_an_hf_host(monkeypatch):
+def test_the_token_goes_to_our_own_sandbox_but_not_to_other_spaces(monkeypatch):
     monkeypatch.delenv("ML_INTERN_SANDBOX_URL_TEMPLATE", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 34)
     url = sandbox.space_api_url("Tester/sandbox-1a2b3c4d")
     assert url == "https://tester-sandbox-1a2b3c4d.hf.space"
-    assert hf_common.is_hf_host(url)
+    # Anyone can host a Space on hf.space, so such URLs never get the token by default...
+    assert not hf_common.is_hf_host(url)
+    assert hf_common.auth_headers("https://someone-else.hf.space/x") == {}
+    # ...only the sandbox ml-intern created for this user does, next to its own secret.
+    own = sandbox.Sandbox("Tester/sandbox-1a2b3c4d", "cpu-basic", "s3cret", url, 0.0)
+    headers = sandbox.SandboxManager()._headers(own)
+    assert headers["Authorization"] == "Bearer hf_" + "x" * 34
+    assert headers["X-Sandbox-Authorization"] == "Bearer s3cret"
 
 
 def test_risk_and_cost_preview(harness):

@@ -92,7 +92,8 @@ def is_hf_host(url: str) -> bool:
     host = (parsed.hostname or "").lower()
     if not host:
         return False
-    for domain in ("huggingface.co", "hf.co", "hf.space"):
+    # Not *.hf.space: anyone can run a Space there, so it must never receive the token by default.
+    for domain in ("huggingface.co", "hf.co"):
         if host == domain or host.endswith("." + domain):
             return parsed.scheme == "https"
     for base in (hf_endpoint(), datasets_server_url()):

@@ -180,7 +180,10 @@ class SandboxManager:
         )
 
     def _headers(self, sandbox: Sandbox) -> dict[str, str]:
-        return {**hf.auth_headers(sandbox.base_url), "X-Sandbox-Authorization": f"Bearer {sandbox.secret}"}
+        # The token goes to this sandbox only because ml-intern created it, privately, for this user.
+        token = hf.hf_token()
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        return {**auth, "X-Sandbox-Authorization": f"Bearer {sandbox.secret}"}
 
     async def call(
         self, ctx: ToolContext, action: str, payload: dict[str, Any], timeout: float
