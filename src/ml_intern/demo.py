@@ -6,7 +6,11 @@ import asyncio
 import json
 import re
 import shutil
+import sys
 import tempfile
+import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +20,7 @@ from ml_intern.core.llm_types import LLMRequest, LLMResponse, LLMToolCall, Token
 if TYPE_CHECKING:
     from ml_intern.config import Settings
     from ml_intern.core.agent import Agent
+    from ml_intern.core.tools import ToolContext, ToolResult, ToolSpec
 
 DEMO_MODEL = "demo/scripted-intern"
 DEMO_PROMPT = "Train a tiny regression model on synthetic data and tell me how it went."
@@ -56,7 +61,8 @@ _PLAN = [
     ("1", "Write a tiny training script"),
     ("2", "Run it locally"),
     ("3", "Read the training log"),
-    ("4", "Report the results"),
+    ("4", "Run it as a background job (Runs pane)"),
+    ("5", "Report the results"),
 ]
 
 
@@ -153,7 +159,14 @@ class DemoLLM:
                 [("plan_tool", _plan(2, 2)), ("read", {"path": "train_log.txt"})],
             )
         if step == 4:
-            return ("Everything is done; updating the plan.", [("plan_tool", _plan(4, None))])
+            return (
+                "It converged. In a real session the next step is a run on Hugging Face Jobs; here a **local demo "
+                "job** stands in for it (no Hub, no cost), so you can watch the Runs pane follow its status, log "
+                "and loss curve.",
+                [("plan_tool", _plan(3, 3)), (DEMO_JOB_TOOL, {"script": "train.py"})],
+            )
+        if step == 5:
+            return ("Everything is done; updating the plan.", [("plan_tool", _plan(5, None))])
         return _report(results, messages), []
 
 
@@ -168,9 +181,17 @@ def _report(results: list[str], messages: list[dict[str, Any]]) -> str:
     first = losses[0] if losses else "?"
     last = losses[-1] if losses else "?"
     w, b = weights[-1] if weights else ("?", "?")
+    job = re.search(r"Local demo job (\S+) .*?: (\w+)", log)
+    job_line = (
+        f"The background job `{job.group(1)}` ended **{job.group(2)}**; its log and loss curve are in the Runs "
+        "pane (Ctrl+O shows or hides it).\n\n"
+        if job
+        else ""
+    )
     return (
         "## Training report\n\n"
         f"The model converged: the loss fell from **{first}** after the first epoch to **{last}** after eight.\n\n"
+        f"{job_line}"
         "| parameter | learned | true |\n|---|---|---|\n"
         f"| w | {w} | 3.0 |\n| b | {b} | -1.5 |\n\n"
         "The final loss sits at the noise floor (σ² = 0.01), so there is nothing left to learn. Files in the demo "
@@ -198,4 +219,123 @@ def build_demo_agent(settings: Settings, *, llm: DemoLLM | None = None, workdir:
     from ml_intern.core.agent import Agent
 
     folder = workdir or Path(tempfile.mkdtemp(prefix="ml-intern-demo-"))
-    return Agent(demo_settings(settings), llm=llm or DemoLLM(), workdir=folder)
+
+    class DemoAgent(Agent):
+        """The real Agent plus the demo-only local job tool."""
+
+        async def start(self) -> None:
+            await super().start()
+            self.router.register(demo_job_spec())
+            self.tools_changed()
+            self.history.set_system_prompt(self._system_prompt())
+
+    return DemoAgent(demo_settings(settings), llm=llm or DemoLLM(), workdir=folder)
+
+
+# --- the demo-only stand-in for a Hugging Face Job ---------------------------------------------------------------
+
+DEMO_JOB_TOOL = "demo_local_job"
+DEMO_JOB_TITLE = "local demo job — no Hub"
+DEMO_JOB_HARDWARE = "cpu (local)"
+# How long the tool waits for the job before answering "still running" (the demo script takes about 1.5 s).
+DEMO_JOB_WAIT_S = 20.0
+_demo_jobs: set[asyncio.Task[Any]] = set()
+
+
+def demo_job_spec() -> ToolSpec:
+    """The demo-only tool: runs a script of the demo folder as a local background job that reports like HF Jobs."""
+    from ml_intern.core.tools import ApprovalInfo, Risk, ToolSpec
+
+    def describe(arguments: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
+        script = str(arguments.get("script") or "train.py")
+        return ApprovalInfo(
+            preview=f"$ {Path(sys.executable).name} {script}\n\n{DEMO_JOB_TITLE}: runs here, in the demo folder, "
+            f"on {DEMO_JOB_HARDWARE}. Nothing is sent to the Hub.",
+            estimated_cost_usd=0.0,
+        )
+
+    return ToolSpec(
+        name=DEMO_JOB_TOOL,
+        description=(
+            "DEMO ONLY. Run a Python script of the demo folder as a local background job (a stand-in for hf_jobs: "
+            "no Hub, no cost). Its status, log and metrics stream to the Runs pane."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {"script": {"type": "string", "description": "Script path inside the demo folder."}},
+            "required": ["script"],
+        },
+        handler=_run_demo_job,
+        risk=Risk.EXEC,
+        subject=lambda arguments: str(arguments.get("script") or ""),
+        describe=describe,
+        source="demo",
+        undoable=False,
+    )
+
+
+async def _run_demo_job(arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    from ml_intern.core.tools import ToolError, ToolResult
+
+    script = (ctx.workdir / str(arguments.get("script") or "train.py")).resolve()
+    if not script.is_file() or ctx.workdir.resolve() not in script.parents:
+        raise ToolError(f"No script {arguments.get('script')!r} in the demo folder.")
+    job_id = f"demo-job-{uuid.uuid4().hex[:6]}"
+    run_dir = ctx.workdir / "job-runs" / job_id
+    run_dir.mkdir(parents=True)
+    ctx.state.record_side_effect(f"local demo job {job_id}")
+    task = asyncio.get_running_loop().create_task(_follow_demo_job(job_id, script, run_dir, ctx))
+    _demo_jobs.add(task)
+    task.add_done_callback(_demo_jobs.discard)
+    # The job is not cancelled with the turn: like a cloud job, it keeps running in the background.
+    await asyncio.wait({task}, timeout=DEMO_JOB_WAIT_S)
+    if not task.done():
+        return ToolResult(f"Local demo job {job_id} ({DEMO_JOB_TITLE}): RUNNING; follow it in the Runs pane.")
+    status, elapsed, metrics, tail = task.result()
+    shown = ", ".join(f"{key}={value:g}" for key, value in metrics.items())
+    return ToolResult(
+        f"Local demo job {job_id} ({DEMO_JOB_TITLE}, {DEMO_JOB_HARDWARE}, $0.00): {status} in {elapsed:.1f}s.\n"
+        f"Last metrics: {shown or 'none'}\nLast lines:\n" + "\n".join(tail),
+        success=status == "COMPLETED",
+    )
+
+
+async def _follow_demo_job(
+    job_id: str, script: Path, run_dir: Path, ctx: ToolContext
+) -> tuple[str, float, dict[str, float], list[str]]:
+    """Run the script and emit JobUpdate events as the Hub job watcher does: RUNNING, log lines, final status."""
+    from ml_intern.core.events import JobUpdate
+    from ml_intern.core.jobs import parse_metrics
+
+    started = time.time()
+
+    def update(status: str, lines: list[str], **extra: Any) -> None:
+        metrics: dict[str, float] = {}
+        for line in lines:
+            metrics.update(parse_metrics(line))
+        ctx.emit(JobUpdate(job_id=job_id, status=status, hardware=DEMO_JOB_HARDWARE, title=DEMO_JOB_TITLE,
+                           started_at=started, price_usd_per_hour=0.0, cost_usd=0.0, log_lines=lines,
+                           metrics=metrics, tool_call_id=ctx.tool_call_id, **extra))
+
+    update("RUNNING", [f"$ python {script.name}   ({DEMO_JOB_TITLE})"])
+    metrics: dict[str, float] = {}
+    tail: deque[str] = deque(maxlen=5)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-u", str(script), cwd=run_dir, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            tail.append(line)
+            metrics.update(parse_metrics(line))
+            update("RUNNING", [line])
+        code = await process.wait()
+    except OSError as exc:
+        code, line = -1, f"could not start: {exc}"
+        tail.append(line)
+    status = "COMPLETED" if code == 0 else "ERROR"
+    finished = time.time()
+    update(status, [f"exit code {code}"], finished_at=finished)
+    return status, finished - started, metrics, list(tail)

@@ -46,6 +46,7 @@ class MLInternApp(App[int]):
         theme_dirs: list[Path] | None = None,
         max_blocks: int = 120,
         save_settings: bool = True,
+        token_prompt: bool | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -56,6 +57,12 @@ class MLInternApp(App[int]):
         self.max_blocks = max_blocks
         self.save_settings_enabled = save_settings
         self.main_screen: MainScreen | None = None
+        # Ask for a Hugging Face token when the app builds the real agent itself (not in the demo or when embedded).
+        self.token_prompt = (agent_factory is None) if token_prompt is None else token_prompt
+        self.token_prompt = self.token_prompt and not demo
+        self._token_prompt_done = False
+        # (title, body) of every terminal notification sent, newest last (tests and /status read it).
+        self.terminal_notifications: list[tuple[str, str]] = []
         if history_file is _DEFAULT:
             from ml_intern.tui.history import history_path
 
@@ -101,6 +108,7 @@ class MLInternApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.continue_latest and not self.resume:
             self._continue_latest()
+        self.check_hf_token()
 
     def _apply_initial_theme(self) -> None:
         for problem in self.theme_problems:
@@ -129,6 +137,45 @@ class MLInternApp(App[int]):
             await asyncio.to_thread(save_user_settings, changes)
         except OSError as exc:
             self.notify(f"Could not save settings: {exc}", severity="error")
+
+    @work(group="hf-token", exclusive=True, exit_on_error=False)
+    async def check_hf_token(self, model: str | None = None) -> None:
+        """Ask for a Hugging Face token when the model needs the router and none is set (once per run)."""
+        if not self.token_prompt or self._token_prompt_done:
+            return
+        from ml_intern.tui.screens.token import TokenScreen, needs_hf_token
+
+        model = model or self.settings.model_name
+        if not await asyncio.to_thread(needs_hf_token, model):
+            return
+        self._token_prompt_done = True
+        user = await self.push_screen_wait(TokenScreen(model))
+        main = self.main_screen
+        if main is None:
+            return
+        if user is None:
+            await main.notice(
+                f"No Hugging Face token: {model} will fail until you set one. Export HF_TOKEN, run "
+                "`hf auth login`, or pick a local model (ollama/…, vllm/…) with /model. Token page: "
+                "https://huggingface.co/settings/tokens",
+                "warning",
+            )
+        else:
+            await main.notice(f"Signed in to Hugging Face as {user or 'you'}; the token is saved for next time.",
+                              "success")
+
+    def terminal_notify(self, title: str, body: str = "") -> None:
+        """Ring the bell and raise a desktop notification (OSC 9) unless `terminal_notifications` is off."""
+        if not getattr(self.settings, "terminal_notifications", True):
+            return
+        self.terminal_notifications.append((title, body))
+        del self.terminal_notifications[:-50]
+        if self.is_headless or self._driver is None:
+            return
+        from ml_intern.core.notifications import terminal_notification_sequence
+
+        # Through the driver's writer thread, between frames: never a raw print to stdout.
+        self._driver.write(terminal_notification_sequence(title, body))
 
     @work(group="sessions", exit_on_error=False)
     async def _continue_latest(self) -> None:

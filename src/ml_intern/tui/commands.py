@@ -82,6 +82,32 @@ def _model(screen: MainScreen, argument: str) -> None:
         screen.action_switch_model()
 
 
+@slash_command("mcp", "List MCP servers, their state and tools; reconnect one", "[reconnect NAME]")
+async def _mcp(screen: MainScreen, argument: str) -> None:
+    action, _, name = argument.partition(" ")
+    if not action:
+        await screen.show_mcp_status()
+    elif action == "reconnect" and name.strip():
+        screen.reconnect_mcp(name.strip())
+    else:
+        await screen.notice("Usage: /mcp, or /mcp reconnect NAME", "error")
+
+
+@slash_command("find", "Find text in the conversation (Ctrl+F; Enter for the next match)", "<text>")
+def _find(screen: MainScreen, argument: str) -> None:
+    screen.open_find(argument)
+
+
+@slash_command("copy", "Copy the last reply, or its code block, to the clipboard", "[code]")
+async def _copy(screen: MainScreen, argument: str) -> None:
+    if argument in ("", "reply"):
+        screen.action_copy_last_reply()
+    elif argument == "code":
+        screen.action_copy_last_code()
+    else:
+        await screen.notice("Usage: /copy [code]", "error")
+
+
 @slash_command("yolo", "Stop asking for approvals (approval mode yolo)")
 def _yolo(screen: MainScreen, argument: str) -> None:
     screen.set_approval_mode("yolo")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ml_intern.core import events as ev
+from ml_intern.core.jobs import TERMINAL_STAGES
 from ml_intern.core.operations import (
     Compact,
     ExecApproval,
@@ -33,7 +35,15 @@ from ml_intern.tui.commands import COMMANDS, help_text, parse_slash
 from ml_intern.tui.messages import AgentAttached, AgentEvent, AgentStartFailed
 from ml_intern.tui.screens.approval import ApprovalResult, ApprovalScreen
 from ml_intern.tui.screens.dialogs import ConfirmScreen, ModelPicker
-from ml_intern.tui.widgets.conversation import AssistantMessage, Conversation, Notice, ToolCallBlock, UserMessage
+from ml_intern.tui.widgets.conversation import (
+    AssistantMessage,
+    Conversation,
+    Notice,
+    ToolCallBlock,
+    UserMessage,
+    summarize_arguments,
+)
+from ml_intern.tui.widgets.findbar import FindBar
 from ml_intern.tui.widgets.footer import LeanFooter
 from ml_intern.tui.widgets.plan import PlanPane
 from ml_intern.tui.widgets.prompt import PromptInput
@@ -42,6 +52,10 @@ from ml_intern.tui.widgets.timeline import ToolTimeline
 
 if TYPE_CHECKING:
     from ml_intern.tui.app import MLInternApp
+
+
+# A turn that ran at least this long ends with a terminal notification (the user has probably looked away).
+LONG_TURN_S = 10.0
 
 
 class AgentLike(Protocol):
@@ -65,6 +79,24 @@ def make_runs_pane() -> Widget | None:
     except ImportError:
         return None
     return RunsPane(id="runs", classes="pane")
+
+
+def _is_side_error(event: ev.Event) -> bool:
+    """Errors about a side request (a refused model switch) that leave a running turn alone."""
+    return isinstance(event, ev.Error) and event.kind == "bad_model"
+
+
+def _mcp_line(status: Any) -> str:
+    """One MCP server as a line of text: mark, name, transport, state, then its tools or its error."""
+    mark = {"connected": "●", "connecting": "◌", "failed": "✗"}.get(status.state, "○")
+    line = f"{mark} {status.name}  ({status.transport})  {status.state}"
+    if status.error:
+        line += f": {status.error}"
+    if status.tool_names:
+        line += f"\n    {len(status.tool_names)} tools: {', '.join(status.tool_names)}"
+    elif status.state == "connected":
+        line += "\n    no tools"
+    return line
 
 
 class MainScreen(Screen[None]):
@@ -91,9 +123,15 @@ class MainScreen(Screen[None]):
         Binding("ctrl+g", "toggle_plan", "Plan", tooltip="Show or hide the plan.", show=False, id="toggle-plan"),
         Binding("ctrl+o", "toggle_runs", "Runs", tooltip="Show or hide the Runs pane (jobs and sandboxes).",
                 show=False, id="toggle-runs"),
+        # Priority: the prompt's TextArea binds F6 to "select line".
         Binding("f6", "focus_next_pane", "Next pane", tooltip="Move focus to the next pane.", show=False,
-                id="focus-next-pane"),
+                priority=True, id="focus-next-pane"),
         Binding("f1", "help", "Help", tooltip="Show commands and keys.", show=False, id="help"),
+        Binding("ctrl+f", "find", "Find", tooltip="Find text in the conversation.", show=False, id="find"),
+        Binding("c", "copy_block", "Copy", tooltip="Copy the focused message or tool output (OSC 52).",
+                id="copy-block"),
+        Binding("b", "copy_code", "Copy code", tooltip="Copy the focused reply's code blocks, one per press.",
+                id="copy-code"),
     ]
 
     # (action, palette title, palette help) for every hotkey.
@@ -108,7 +146,11 @@ class MainScreen(Screen[None]):
         ("toggle_timeline", "Toggle tool timeline", "Show or hide the tool-call table"),
         ("toggle_plan", "Toggle plan", "Show or hide the plan pane"),
         ("toggle_runs", "Toggle Runs pane", "Show or hide jobs and sandboxes"),
-        ("focus_next_pane", "Focus next pane", "Prompt, conversation, timeline"),
+        ("focus_next_pane", "Focus next pane", "Prompt, conversation, timeline, runs"),
+        ("find", "Find in conversation", "Search the transcript and jump to the next match"),
+        ("copy_block", "Copy focused message", "Copy the focused message or tool output to the clipboard"),
+        ("copy_last_reply", "Copy last reply", "Copy the agent's last reply to the clipboard"),
+        ("copy_last_code", "Copy last code block", "Copy the last code block of the agent's replies"),
         ("help", "Help", "Show slash commands and keys"),
     ]
 
@@ -134,6 +176,11 @@ class MainScreen(Screen[None]):
         self._initial_model = model
         self._initial_mode = approval_mode
         self._initial_text = initial_text
+        self._pending_model: str | None = None
+        self._turn_started: float | None = None
+        self._code_cursor: weakref.WeakKeyDictionary[Widget, int] = weakref.WeakKeyDictionary()
+        self._find_current: weakref.ref[Widget] | None = None
+        self._find_query = ""
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -142,6 +189,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="main-column"):
                 yield Conversation(id="conversation", max_blocks=self.max_blocks)
                 yield Static("", id="queued-hint", markup=False)
+                yield FindBar(id="find-bar")
                 yield PromptInput(id="prompt", placeholder=self._placeholder())
             with Vertical(id="side"):
                 yield PlanPane(id="plan")
@@ -158,6 +206,10 @@ class MainScreen(Screen[None]):
     @staticmethod
     def _placeholder() -> str:
         return "Ask ml-intern…  (Enter send · Ctrl+J newline · /help)"
+
+    @property
+    def _app(self) -> MLInternApp:
+        return self.app  # type: ignore[return-value]
 
     @property
     def conversation(self) -> Conversation:
@@ -287,7 +339,7 @@ class MainScreen(Screen[None]):
             result = handler(event)
             if inspect.isawaitable(result):
                 await result
-        if event.type in ev.TURN_ENDING_EVENTS and event.type != "compacted":
+        if event.type in ev.TURN_ENDING_EVENTS and event.type != "compacted" and not _is_side_error(event):
             await self._finish_stream()
             self._set_working(False)
 
@@ -320,6 +372,7 @@ class MainScreen(Screen[None]):
             self._submitted.popleft().queued = False
             self._update_queued()
         self._last_streamed = ""
+        self._turn_started = time.monotonic()
         self._set_working(True, "working")
 
     async def _on_assistant_chunk(self, event: ev.AssistantChunk) -> None:
@@ -399,7 +452,10 @@ class MainScreen(Screen[None]):
             await self._ensure_tool(item.tool_call_id, item.tool, item.arguments)
         self._approval_batches.append(list(event.tools))
         self.status.set(activity="waiting for approval")
-        self.app.bell()
+        first = event.tools[0] if event.tools else None
+        body = f"{first.tool} {summarize_arguments(first.tool, first.arguments, 60)}" if first else ""
+        more = f" (+{len(event.tools) - 1} more)" if len(event.tools) > 1 else ""
+        self._app.terminal_notify("ml-intern needs your approval", body + more)
         self._show_next_approval()
 
     def _show_next_approval(self) -> None:
@@ -430,12 +486,25 @@ class MainScreen(Screen[None]):
 
     async def _on_turn_complete(self, event: ev.TurnComplete) -> None:
         await self._finish_stream()
+        self._notify_if_long("ml-intern finished", " ".join((event.final_response or "").split())[:120])
+
+    def _notify_if_long(self, title: str, body: str) -> None:
+        """Notify the terminal when the turn that just ended ran long enough for the user to look away."""
+        started, self._turn_started = self._turn_started, None
+        if started is not None and time.monotonic() - started >= LONG_TURN_S:
+            self._app.terminal_notify(title, body)
 
     async def _on_iteration_limit_reached(self, event: ev.IterationLimitReached) -> None:
         await self.notice(event.message or f"Stopped after {event.max_iterations} iterations.", "warning")
 
     async def _on_error(self, event: ev.Error) -> None:
+        if event.kind == "bad_model":
+            self._pending_model = None
+            still = "" if "still using" in event.error.lower() else f" Still using {self.status.info.model}."
+            await self.notice(event.error + still, "error")
+            return
         await self.notice(f"Error: {event.error}", "error")
+        self._notify_if_long("ml-intern stopped with an error", event.error[:120])
         if event.fatal:
             self._close_approval()
 
@@ -496,10 +565,56 @@ class MainScreen(Screen[None]):
         await self.notice(f"New session {event.session_id}.")
 
     async def _on_resume_complete(self, event: ev.ResumeComplete) -> None:
+        await self.clear_transcript()
+        self.timeline.clear()
+        await self.show_restored_history(event.restored_count)
         title = f" “{event.title}”" if event.title else ""
         await self.notice(f"Resumed session {event.session_id}{title} ({event.restored_count} messages).", "success")
         if event.model:
             self.status.set(model=event.model)
+
+    async def show_restored_history(self, count: int) -> None:
+        """Show a resumed session's messages, tool calls (with their timeline rows) and plan."""
+        from ml_intern.tui.transcript import restored_items
+
+        history = getattr(self.agent, "history", None)
+        if history is None:
+            return
+        items = restored_items(history.to_records(1)[:count])
+        for item in items:
+            if item.call is not None:
+                call = item.call
+                self.timeline.add_call(call.tool_call_id, call.tool, call.arguments)
+                if call.output is not None:
+                    self.timeline.set_output(call.tool_call_id, call.tool, call.output, call.success, None)
+        keep = max(1, self.max_blocks - 10)
+        hidden = len(items) - keep
+        blocks: list[Widget] = []
+        if hidden > 0:
+            blocks.append(Notice(f"{hidden} earlier entries are not shown here (the Tools pane lists every call; "
+                                 "/export writes the whole session)."))
+        for item in items[-keep:]:
+            if item.kind == "user":
+                blocks.append(UserMessage(item.text))
+            elif item.kind == "assistant":
+                blocks.append(AssistantMessage(item.text))
+            elif item.kind == "summary":
+                blocks.append(Notice("Earlier messages were compacted into this summary:\n" + item.text.strip()))
+            elif item.call is not None:
+                call = item.call
+                block = ToolCallBlock(call.tool, call.arguments, call.tool_call_id)
+                if call.output is not None:
+                    block.set_output(call.output, call.success, None)
+                self._tool_blocks[call.tool_call_id] = block
+                blocks.append(block)
+        if blocks:
+            await self.conversation.mount_all(blocks)
+            await self.conversation.prune()
+            self.conversation.scroll_end(animate=False)
+            self.conversation.anchor()
+        plan = getattr(getattr(self.agent, "state", None), "plan", None)
+        if isinstance(plan, list):
+            self.query_one("#plan", PlanPane).show_plan([ev.PlanItem(**entry) for entry in plan])
 
     async def _on_session_renamed(self, event: ev.SessionRenamed) -> None:
         await self.notice(f"Session renamed: {event.title}", "success")
@@ -517,8 +632,14 @@ class MainScreen(Screen[None]):
         await self.notice(f"Loop detected ({', '.join(event.tools)}): {event.message}", "warning")
 
     def _on_model_changed(self, event: ev.ModelChanged) -> None:
+        self._pending_model = None
         self.status.set(model=event.model, context_window=event.context_window or self.status.info.context_window)
         self.app.notify(f"Model: {event.model}")
+        app: MLInternApp = self.app  # type: ignore[assignment]
+        if not self.demo:
+            app.settings.model_name = event.model
+            app.save_settings({"model_name": event.model})
+            app.check_hf_token(event.model)
 
     def _on_approval_mode_changed(self, event: ev.ApprovalModeChanged) -> None:
         self.status.set(approval_mode=event.mode)
@@ -533,7 +654,14 @@ class MainScreen(Screen[None]):
             return
         if not self.has_class("-show-runs"):
             self.add_class("-show-runs")
+        known = self._runs_pane.runs.get(event.job_id)  # type: ignore[attr-defined]
+        was_final = known is not None and known.status in TERMINAL_STAGES
         self._runs_pane.apply(event)  # type: ignore[attr-defined]
+        status = event.status.upper()
+        if status in TERMINAL_STAGES and not was_final:
+            run = self._runs_pane.runs[event.job_id]  # type: ignore[attr-defined]
+            label = run.title or event.job_id
+            self._app.terminal_notify(f"Job {status.lower()}", f"{label} ({run.hardware or event.kind})")
 
     # -- helpers used by commands ---------------------------------------------------------------
 
@@ -578,12 +706,59 @@ class MainScreen(Screen[None]):
         )
 
     def set_model(self, model: str) -> None:
-        """Switch the model (and remember it in config.toml outside the demo)."""
+        """Ask the agent to switch; the status bar and config.toml change only when it confirms (ModelChanged)."""
+        model = model.strip()
+        if not model:
+            return
+        if model == self.status.info.model:
+            self.app.notify(f"Already using {model}.")
+            return
+        self._pending_model = model
+        self.app.notify(f"Switching to {model}…", timeout=2)
         self.submit(SetModel(model=model))
-        self.status.set(model=model)
-        app: MLInternApp = self.app  # type: ignore[assignment]
-        if not self.demo:
-            app.save_settings({"model_name": model})
+
+    def _mcp_manager(self) -> Any:
+        services = getattr(self.agent, "services", None)
+        return services.get("mcp") if isinstance(services, dict) else None
+
+    def _configured_mcp_servers(self) -> dict[str, Any]:
+        settings = getattr(self.agent, "settings", None) or self._app.settings
+        return dict(getattr(settings, "mcpServers", None) or {})
+
+    async def show_mcp_status(self) -> None:
+        """List every MCP server: transport, state, error and tools."""
+        configured = self._configured_mcp_servers()
+        manager = self._mcp_manager()
+        if not configured and manager is None:
+            await self.notice(
+                "No MCP servers are configured. Add them under \"mcpServers\" in your config (stdio: "
+                "\"command\" and \"args\"; http: \"url\"), then restart ml-intern."
+            )
+            return
+        if manager is None:
+            names = ", ".join(configured)
+            await self.notice(f"MCP servers are still starting ({names}). Try /mcp again in a moment.")
+            return
+        statuses = manager.status()
+        lines = [f"MCP servers ({len(statuses)})"] + [_mcp_line(status) for status in statuses]
+        lines.append("Reconnect one with /mcp reconnect NAME.")
+        failed = any(status.state == "failed" for status in statuses)
+        await self.notice("\n".join(lines), "warning" if failed else "info")
+
+    @work(group="mcp", exit_on_error=False)
+    async def reconnect_mcp(self, name: str) -> None:
+        """Restart one MCP server's session and report its new state."""
+        manager = self._mcp_manager()
+        if manager is None:
+            await self.show_mcp_status()
+            return
+        if name not in manager.server_names:
+            known = ", ".join(manager.server_names) or "none"
+            await self.notice(f"No MCP server named {name!r} (configured: {known}).", "error")
+            return
+        self.app.notify(f"Reconnecting MCP server {name}…", timeout=3)
+        status = await manager.reconnect(name)
+        await self.notice(_mcp_line(status), "success" if status.state == "connected" else "error")
 
     def set_approval_mode(self, mode: str) -> None:
         """Switch the approval mode for this session."""
@@ -606,6 +781,11 @@ class MainScreen(Screen[None]):
             return None if self.working else True
         if action == "toggle_runs":
             return True if self._runs_pane is not None else None
+        if action in ("copy_block", "copy_code"):
+            block = self._focused_block()
+            if block is None:
+                return False
+            return action == "copy_block" or isinstance(block, AssistantMessage)
         return True
 
     def action_interrupt(self) -> None:
@@ -675,17 +855,137 @@ class MainScreen(Screen[None]):
             self._ensure_side_visible()
 
     def action_focus_next_pane(self) -> None:
-        """Cycle focus: prompt, conversation, timeline."""
-        candidates: list[Widget] = [self.prompt, self.conversation]
-        table = self.timeline.table
-        if table.is_on_screen or table.display:
-            candidates.append(table)
+        """Cycle focus: prompt, conversation, timeline, runs."""
+        candidates: list[Widget] = [self.prompt, self.conversation, self.timeline.table]
+        if self._runs_pane is not None and self.has_class("-show-runs"):
+            candidates.append(self._runs_pane.table)  # type: ignore[attr-defined]
         visible = [w for w in candidates if w.is_on_screen]
         if not visible:
             return
         focused = self.focused
         index = next((i for i, w in enumerate(visible) if focused is w or (focused and w in focused.ancestors)), -1)
         visible[(index + 1) % len(visible)].focus()
+
+    # -- history access: copy and find ------------------------------------------------------------
+
+    def _focused_block(self) -> Widget | None:
+        """The transcript block that has focus (or contains it), if any."""
+        node = self.focused
+        conversation = self.conversation
+        while node is not None and node.parent is not conversation:
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return node
+
+    def _copy(self, text: str, what: str) -> None:
+        if not text:
+            self.app.notify(f"Nothing to copy: {what} is empty.", severity="warning", timeout=3)
+            return
+        self.app.copy_to_clipboard(text)
+        lines = text.count("\n") + 1
+        self.app.notify(f"Copied {what} ({lines} line{'s' if lines != 1 else ''}) to the clipboard.", timeout=3)
+
+    def action_copy_block(self) -> None:
+        """Copy the focused message, or a tool call's output."""
+        from ml_intern.tui.transcript import copy_text
+
+        block = self._focused_block()
+        if block is not None:
+            self._copy(copy_text(block), "the tool output" if isinstance(block, ToolCallBlock) else "the message")
+
+    def action_copy_code(self) -> None:
+        """Copy the focused reply's code blocks, the next one on each press."""
+        from ml_intern.tui.transcript import block_text, code_blocks
+
+        block = self._focused_block()
+        if not isinstance(block, AssistantMessage):
+            return
+        blocks = code_blocks(block_text(block))
+        if not blocks:
+            self.app.notify("This reply has no code block; press c to copy all of it.", timeout=3)
+            return
+        index = self._code_cursor.get(block, -1) + 1
+        index = index if index < len(blocks) else 0
+        self._code_cursor[block] = index
+        self._copy(blocks[index], f"code block {index + 1}/{len(blocks)}")
+
+    def _assistant_texts(self) -> list[str]:
+        from ml_intern.tui.transcript import block_text
+
+        texts = [block_text(b) for b in self.conversation.query_children(AssistantMessage)]
+        return [t for t in texts if t.strip()] or ([self._last_streamed] if self._last_streamed.strip() else [])
+
+    def action_copy_last_reply(self) -> None:
+        """Copy the agent's last reply."""
+        texts = self._assistant_texts()
+        self._copy(texts[-1] if texts else "", "the last reply")
+
+    def action_copy_last_code(self) -> None:
+        """Copy the last code block the agent wrote."""
+        from ml_intern.tui.transcript import code_blocks
+
+        for text in reversed(self._assistant_texts()):
+            blocks = code_blocks(text)
+            if blocks:
+                self._copy(blocks[-1], "the last code block")
+                return
+        self.app.notify("No code block in the replies on screen.", severity="warning", timeout=3)
+
+    def action_find(self) -> None:
+        """Open the find bar."""
+        self.open_find()
+
+    def open_find(self, query: str = "") -> None:
+        """Show the find bar; with a query, jump to its newest match at once."""
+        bar = self.query_one(FindBar)
+        bar.open(query)
+        if query:
+            self.find_next(query, -1)
+
+    @on(FindBar.Search)
+    def _find_requested(self, event: FindBar.Search) -> None:
+        self.find_next(event.query, event.direction)
+
+    @on(FindBar.Closed)
+    def _find_closed(self, event: FindBar.Closed) -> None:
+        self._mark_match(None)
+        self.prompt.focus()
+
+    def find_next(self, query: str, direction: int = -1) -> Widget | None:
+        """Scroll to and highlight the next match (older for -1, newer for 1), wrapping; return its block."""
+        from ml_intern.tui.transcript import block_text
+
+        needle = query.casefold()
+        matches = [b for b in self.conversation.children if needle in block_text(b).casefold()]
+        bar = self.query_one(FindBar)
+        if not matches:
+            self._mark_match(None)
+            pruned = " (older blocks left the screen: /export has everything)" if self.conversation.pruned_blocks else ""
+            bar.show_count("no match" + pruned)
+            return None
+        current = self._find_match() if self._find_query == needle else None
+        if current in matches:
+            index = (matches.index(current) + direction) % len(matches)
+        else:
+            index = len(matches) - 1 if direction < 0 else 0
+        self._find_query = needle
+        target = matches[index]
+        if isinstance(target, ToolCallBlock) and not target.expanded:
+            target.expanded = True
+        self._mark_match(target)
+        self.conversation.scroll_to_widget(target, animate=False, top=True)
+        bar.show_count(f"{index + 1}/{len(matches)}")
+        return target
+
+    def _find_match(self) -> Widget | None:
+        return self._find_current() if self._find_current is not None else None
+
+    def _mark_match(self, block: Widget | None) -> None:
+        previous = self._find_match()
+        if previous is not None:
+            previous.remove_class("-find-match")
+        self._find_current = weakref.ref(block) if block is not None else None
+        if block is not None:
+            block.add_class("-find-match")
 
     async def action_help(self) -> None:
         """Show help."""

@@ -60,7 +60,7 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-class UserMessage(Static):
+class UserMessage(Static, can_focus=True):
     """What the user typed; shows "queued" until the agent picks it up."""
 
     DEFAULT_CSS = """
@@ -70,6 +70,7 @@ class UserMessage(Static):
         border-left: thick $primary;
         background: $boost;
         &.-queued { border-left: thick $panel; color: $text-muted; }
+        &:focus { border-left: thick $accent; text-style: none; }
     }
     """
 
@@ -93,7 +94,7 @@ class UserMessage(Static):
         self.update(self._content())
 
 
-class AssistantMessage(Markdown):
+class AssistantMessage(Markdown, can_focus=True):
     """Assistant markdown, written once or streamed with `Markdown.get_stream()`."""
 
     DEFAULT_CSS = """
@@ -101,6 +102,7 @@ class AssistantMessage(Markdown):
         margin: 1 0 0 0;
         padding: 0 1 0 1;
         background: transparent;
+        &:focus { background: $boost; }
     }
     """
 
