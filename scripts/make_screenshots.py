@@ -1,4 +1,4 @@
-"""Drive `--demo` with Pilot and save SVG screenshots to screenshots/ (main screen, diff approval, 80x24).
+"""Drive `--demo` with Pilot and save SVG screenshots to screenshots/ (main screen, approvals, Runs pane, 80x24).
 
     python scripts/make_screenshots.py [--out screenshots] [--png]
 
@@ -42,7 +42,7 @@ async def _freeze(app: Any) -> None:
 
 async def shoot(out: Path) -> list[Path]:
     from ml_intern.config import Settings
-    from ml_intern.demo import DemoLLM, build_demo_agent
+    from ml_intern.demo import DEMO_JOB_TOOL, DemoLLM, build_demo_agent
     from ml_intern.tui.app import MLInternApp
     from ml_intern.tui.screens.approval import ApprovalScreen
 
@@ -66,10 +66,19 @@ async def shoot(out: Path) -> list[Path]:
         await pilot.pause(0.2)
         written.append(Path(app.save_screenshot("approval-bash.svg", str(out))))
         await pilot.press("y")
+        await _until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and app.screen.current.tool == DEMO_JOB_TOOL)
+        await pilot.pause(0.2)
+        written.append(Path(app.save_screenshot("approval-job.svg", str(out))))
+        await pilot.press("y")
         await _until(pilot, lambda: not screen.working and screen.status.info.session_tokens > 9000, timeout=30)
         await pilot.pause(0.5)
         await _freeze(app)
         written.append(Path(app.save_screenshot("main.svg", str(out))))
+        # The Runs pane on its own column: plan and timeline hidden, the finished demo job selected.
+        await pilot.press("ctrl+g", "ctrl+t")
+        await pilot.pause(0.3)
+        written.append(Path(app.save_screenshot("runs-pane.svg", str(out))))
+        await pilot.press("ctrl+g", "ctrl+t")
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.5)
         written.append(Path(app.save_screenshot("narrow-80x24.svg", str(out))))

@@ -53,8 +53,8 @@ async def test_runs_pane_tracks_jobs_logs_and_loss():
         table = app.query_one(DataTable)
         assert table.row_count == 2
         row = [str(cell) for cell in table.get_row("job-a")]
-        assert row[0] == "sft" and "RUNNING" in row[1] and row[2] == "a10g-large"
-        assert row[3].startswith("2m") and row[4] == "$0.05"
+        assert row[0] == "sft" and "RUNNING" in row[1] and row[4] == "a10g-large"
+        assert row[2].startswith("2m") and row[3] == "$0.05"
         assert app.query_one(Sparkline).data == [2.0, 1.5, 1.0]
         log = app.query_one(Log)
         assert log.lines[-1] == "loss=1.0"

@@ -68,7 +68,7 @@ async def test_token_prompt_rejects_a_bad_token_then_saves_a_good_one(work: Path
     assert get_token() is None
     app = router_app(work)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TokenScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, TokenScreen) and bool(app.screen.query("#token-input")))
         field = app.screen.query_one("#token-input", Input)
         assert field.password, "the token is masked"
         field.value = "hf_not_a_valid_token"
@@ -93,7 +93,7 @@ async def test_token_prompt_rejects_a_bad_token_then_saves_a_good_one(work: Path
 async def test_token_prompt_escape_skips_with_a_hint(work: Path, hub: FakeHub, tmp_path: Path) -> None:
     app = router_app(work)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TokenScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, TokenScreen) and bool(app.screen.query("#token-input")))
         await pilot.press("escape")
         screen = main_screen(app)
         await wait_for(pilot, lambda: any("No Hugging Face token" in n for n in notices(screen)))
@@ -240,7 +240,7 @@ async def test_resume_renders_messages_tool_calls_and_plan(work: Path) -> None:
 
 async def test_demo_runs_a_local_job_into_the_runs_pane(tmp_path: Path) -> None:
     from ml_intern.config import Settings
-    from ml_intern.demo import DEMO_JOB_HARDWARE, DemoLLM, build_demo_agent
+    from ml_intern.demo import DEMO_JOB_HARDWARE, DEMO_JOB_TITLE, DemoLLM, build_demo_agent
 
     settings = Settings(theme="hf-dark")
 
@@ -267,12 +267,13 @@ async def test_demo_runs_a_local_job_into_the_runs_pane(tmp_path: Path) -> None:
         assert runs.display and screen.has_class("-show-runs")
         (job_id, run), = runs.runs.items()  # type: ignore[attr-defined]
         assert run.status == "COMPLETED" and run.hardware == DEMO_JOB_HARDWARE and run.cost() == 0.0
-        assert len(run.loss) == 8 and run.loss[-1] < run.loss[0]
+        assert len(run.loss) == 20 and run.loss[-1] < run.loss[10] < run.loss[0], "a curve, not a cliff"
         assert "loss" in run.metrics
         assert "loss" in str(runs.query_one("#runs-metric").render())
         log_text = "\n".join(runs.query_one("#runs-log").lines)
-        assert "epoch 8/8" in log_text
-        assert ("Job completed", f"local demo job — no Hub ({DEMO_JOB_HARDWARE})") in app.terminal_notifications
+        assert "epoch 20/20" in log_text and "exit code 0" in log_text
+        assert log_text.count("$ python train.py 20 0.001") == 1
+        assert ("Job completed", f"{DEMO_JOB_TITLE} ({DEMO_JOB_HARDWARE})") in app.terminal_notifications
         report = screen.conversation.query_children(AssistantMessage).last().source
         assert job_id in report and "COMPLETED" in report
 

@@ -30,27 +30,31 @@ TRAIN_SCRIPT = '''\
 
 import json
 import random
+import sys
 import time
 
+# Optional arguments: epochs and learning rate.
+EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+LR = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
 random.seed(0)
 TRUE_W, TRUE_B = 3.0, -1.5
 data = [(x, TRUE_W * x + TRUE_B + random.gauss(0, 0.1)) for x in (random.uniform(-1, 1) for _ in range(256))]
 
-w, b, lr = 0.0, 0.0, 0.1
+w, b = 0.0, 0.0
 with open("train_log.txt", "w") as log:
-    for epoch in range(1, 9):
+    for epoch in range(1, EPOCHS + 1):
         random.shuffle(data)
         total = 0.0
         for x, y in data:
             error = (w * x + b) - y
             total += error * error
-            w -= lr * 2 * error * x
-            b -= lr * 2 * error
+            w -= LR * 2 * error * x
+            b -= LR * 2 * error
         loss = total / len(data)
-        line = f"epoch {epoch}/8 loss {loss:.4f} w {w:.3f} b {b:.3f}"
+        line = f"epoch {epoch}/{EPOCHS} loss {loss:.4f} w {w:.3f} b {b:.3f}"
         print(line, flush=True)
         log.write(line + "\\n")
-        time.sleep(0.15)
+        time.sleep(0.1)
 
 with open("metrics.json", "w") as handle:
     json.dump({"final_loss": round(loss, 4), "w": round(w, 3), "b": round(b, 3)}, handle)
@@ -160,10 +164,10 @@ class DemoLLM:
             )
         if step == 4:
             return (
-                "It converged. In a real session the next step is a run on Hugging Face Jobs; here a **local demo "
-                "job** stands in for it (no Hub, no cost), so you can watch the Runs pane follow its status, log "
-                "and loss curve.",
-                [("plan_tool", _plan(3, 3)), (DEMO_JOB_TOOL, {"script": "train.py"})],
+                "It converged. In a real session the next step is a longer run on Hugging Face Jobs; here a **local "
+                "demo job** stands in for it (no Hub, no cost): 20 epochs at a lower learning rate, so you can watch "
+                "the Runs pane follow its status, log and loss curve.",
+                [("plan_tool", _plan(3, 3)), (DEMO_JOB_TOOL, {"script": "train.py", "args": ["20", "0.001"]})],
             )
         if step == 5:
             return ("Everything is done; updating the plan.", [("plan_tool", _plan(5, None))])
@@ -175,13 +179,14 @@ def _injected(message: dict[str, Any]) -> bool:
 
 
 def _report(results: list[str], messages: list[dict[str, Any]]) -> str:
-    log = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "tool")
+    outputs = [str(m.get("content") or "") for m in messages if m.get("role") == "tool"]
+    log = "\n".join(text for text in outputs if not text.startswith("Local demo job"))
     losses = re.findall(r"loss (\d+\.\d+)", log)
     weights = re.findall(r"w (-?\d+\.\d+) b (-?\d+\.\d+)", log)
     first = losses[0] if losses else "?"
     last = losses[-1] if losses else "?"
     w, b = weights[-1] if weights else ("?", "?")
-    job = re.search(r"Local demo job (\S+) .*?: (\w+)", log)
+    job = re.search(r"Local demo job (\S+) .*?: (\w+)", "\n".join(outputs))
     job_line = (
         f"The background job `{job.group(1)}` ended **{job.group(2)}**; its log and loss curve are in the Runs "
         "pane (Ctrl+O shows or hides it).\n\n"
@@ -235,7 +240,7 @@ def build_demo_agent(settings: Settings, *, llm: DemoLLM | None = None, workdir:
 # --- the demo-only stand-in for a Hugging Face Job ---------------------------------------------------------------
 
 DEMO_JOB_TOOL = "demo_local_job"
-DEMO_JOB_TITLE = "local demo job — no Hub"
+DEMO_JOB_TITLE = "local demo · no Hub"
 DEMO_JOB_HARDWARE = "cpu (local)"
 # How long the tool waits for the job before answering "still running" (the demo script takes about 1.5 s).
 DEMO_JOB_WAIT_S = 20.0
@@ -247,9 +252,9 @@ def demo_job_spec() -> ToolSpec:
     from ml_intern.core.tools import ApprovalInfo, Risk, ToolSpec
 
     def describe(arguments: dict[str, Any], ctx: ToolContext) -> ApprovalInfo:
-        script = str(arguments.get("script") or "train.py")
+        command = " ".join([str(arguments.get("script") or "train.py"), *map(str, arguments.get("args") or [])])
         return ApprovalInfo(
-            preview=f"$ {Path(sys.executable).name} {script}\n\n{DEMO_JOB_TITLE}: runs here, in the demo folder, "
+            preview=f"$ python {command}\n\n{DEMO_JOB_TITLE}: runs here, in the demo folder, "
             f"on {DEMO_JOB_HARDWARE}. Nothing is sent to the Hub.",
             estimated_cost_usd=0.0,
         )
@@ -262,7 +267,10 @@ def demo_job_spec() -> ToolSpec:
         ),
         parameters={
             "type": "object",
-            "properties": {"script": {"type": "string", "description": "Script path inside the demo folder."}},
+            "properties": {
+                "script": {"type": "string", "description": "Script path inside the demo folder."},
+                "args": {"type": "array", "items": {"type": "string"}, "description": "Command-line arguments."},
+            },
             "required": ["script"],
         },
         handler=_run_demo_job,
@@ -284,7 +292,8 @@ async def _run_demo_job(arguments: dict[str, Any], ctx: ToolContext) -> ToolResu
     run_dir = ctx.workdir / "job-runs" / job_id
     run_dir.mkdir(parents=True)
     ctx.state.record_side_effect(f"local demo job {job_id}")
-    task = asyncio.get_running_loop().create_task(_follow_demo_job(job_id, script, run_dir, ctx))
+    args = [str(arg) for arg in arguments.get("args") or []]
+    task = asyncio.get_running_loop().create_task(_follow_demo_job(job_id, script, args, run_dir, ctx))
     _demo_jobs.add(task)
     task.add_done_callback(_demo_jobs.discard)
     # The job is not cancelled with the turn: like a cloud job, it keeps running in the background.
@@ -301,7 +310,7 @@ async def _run_demo_job(arguments: dict[str, Any], ctx: ToolContext) -> ToolResu
 
 
 async def _follow_demo_job(
-    job_id: str, script: Path, run_dir: Path, ctx: ToolContext
+    job_id: str, script: Path, args: list[str], run_dir: Path, ctx: ToolContext
 ) -> tuple[str, float, dict[str, float], list[str]]:
     """Run the script and emit JobUpdate events as the Hub job watcher does: RUNNING, log lines, final status."""
     from ml_intern.core.events import JobUpdate
@@ -317,12 +326,12 @@ async def _follow_demo_job(
                            started_at=started, price_usd_per_hour=0.0, cost_usd=0.0, log_lines=lines,
                            metrics=metrics, tool_call_id=ctx.tool_call_id, **extra))
 
-    update("RUNNING", [f"$ python {script.name}   ({DEMO_JOB_TITLE})"])
+    update("RUNNING", [f"$ python {' '.join([script.name, *args])}   ({DEMO_JOB_TITLE})"])
     metrics: dict[str, float] = {}
     tail: deque[str] = deque(maxlen=5)
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-u", str(script), cwd=run_dir, stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-u", str(script), *args, cwd=run_dir, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
         )
         assert process.stdout is not None

@@ -83,7 +83,8 @@ class RunsPane(Vertical):
         max-height: 12;
     }
     RunsPane > #runs-metric {
-        height: 1;
+        height: auto;
+        max-height: 3;
         color: $text-muted;
         padding: 0 1;
     }
@@ -101,13 +102,15 @@ class RunsPane(Vertical):
     }
     """
 
+    # Hardware last: in a narrow side pane it is the column that scrolls out of view (the metric line repeats it).
     COLUMNS = (
         ("run", "Run"),
         ("status", "Status"),
-        ("hardware", "Hardware"),
         ("elapsed", "Elapsed"),
         ("cost", "Cost"),
+        ("hardware", "Hardware"),
     )
+    RUN_LABEL_WIDTH = 20
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -174,10 +177,11 @@ class RunsPane(Vertical):
             table.add_row(*cells, key=run.job_id)
             self.query_one("#runs-empty").display = False
             if self.selected is None:
-                self._select(run.job_id)
+                self._select(run.job_id)  # shows every line kept so far, this update's included
+                return
         else:
             for (column, _), value in zip(self.COLUMNS, cells, strict=True):
-                table.update_cell(run.job_id, column, value)
+                table.update_cell(run.job_id, column, value, update_width=True)
         if run.job_id == self.selected:
             if event.log_lines:
                 self.query_one(Log).write_lines(event.log_lines)
@@ -189,12 +193,13 @@ class RunsPane(Vertical):
         if run.kind == "sandbox":
             label = f"⧉ {label}"
         cost = run.cost(now)
+        width = self.RUN_LABEL_WIDTH
         return (
-            Text(label[:40]),
+            Text(label if len(label) <= width else label[: width - 1] + "…"),
             self._status_text(run.status),
-            Text(run.hardware or "-"),
             Text(_elapsed_text(run.elapsed_s(now))),
             Text("-" if cost is None else f"${cost:.2f}"),
+            Text(run.hardware or "-"),
         )
 
     def _status_text(self, status: str) -> Text:
@@ -208,7 +213,7 @@ class RunsPane(Vertical):
         table = self.table
         for run in self.runs.values():
             if run.active and run.started_at is not None:
-                _, _, _, elapsed, cost = self._cells(run, now)
+                _, _, elapsed, cost, _ = self._cells(run, now)
                 table.update_cell(run.job_id, "elapsed", elapsed)
                 table.update_cell(run.job_id, "cost", cost)
 
@@ -223,11 +228,13 @@ class RunsPane(Vertical):
     def _show_metrics(self, run: RunRecord) -> None:
         self.query_one(Sparkline).data = list(run.loss)
         metric = self.query_one("#runs-metric", Static)
+        where = f"{run.title or run.job_id} · {run.hardware}" if run.hardware else run.title or run.job_id
         if run.loss:
-            shown = ", ".join(f"{k}={v:g}" for k, v in list(run.metrics.items())[:6])
-            metric.update(f"loss {run.loss[-1]:g} (min {min(run.loss):g}) · {shown}")
+            shown = ", ".join(f"{k}={v:g}" for k, v in list(run.metrics.items())[:6] if k not in _LOSS_KEYS)
+            extra = f" · {shown}" if shown else ""
+            metric.update(f"{where}\nloss {run.loss[-1]:g} (min {min(run.loss):g}){extra}")
         else:
-            metric.update(run.url or "")
+            metric.update(f"{where}\n{run.url}" if run.url else where)
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def _on_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
