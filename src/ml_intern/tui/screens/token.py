@@ -102,7 +102,7 @@ class TokenScreen(ModalScreen[str | None]):
             yield Static(
                 Content.assemble(
                     (self.model, "bold"),
-                    " runs through the Hugging Face inference router, which needs an access token.\n"
+                    " runs through the Hugging Face inference router, which needs an access token. "
                     "Create one (with the “Make calls to Inference Providers” permission) at ",
                     (TOKENS_URL, f'link="{TOKENS_URL}" underline'),
                     " and paste it here. It is checked with the Hub, saved like `hf auth login`, "
@@ -112,7 +112,7 @@ class TokenScreen(ModalScreen[str | None]):
             )
             yield Input(placeholder="hf_…", password=True, id="token-input")
             yield Static("", id="token-error", markup=False)
-            yield Label(
+            yield Static(
                 "Enter save · Esc skip (set HF_TOKEN or run `hf auth login` later; local models such as "
                 "ollama/… need no token)",
                 id="token-hint",
@@ -128,7 +128,7 @@ class TokenScreen(ModalScreen[str | None]):
             return
         self.checking = True
         self._show_error("")
-        self.query_one("#token-hint", Label).update("Checking the token with the Hub…")
+        self.query_one("#token-hint", Static).update("Checking the token with the Hub…")
         self.check_token(event.value)
 
     @work(group="token-check", exclusive=True, exit_on_error=False)
@@ -139,7 +139,7 @@ class TokenScreen(ModalScreen[str | None]):
         except TokenRejected as exc:
             self.checking = False
             self._show_error(str(exc))
-            self.query_one("#token-hint", Label).update("Enter try again · Esc skip")
+            self.query_one("#token-hint", Static).update("Enter try again · Esc skip")
             return
         except Exception as exc:  # noqa: BLE001 - e.g. the token file cannot be written
             self.checking = False
