@@ -306,6 +306,9 @@ async def test_copy_focused_reply_code_blocks_and_last_reply(work: Path, monkeyp
         screen.conversation.query_children(UserMessage).last().focus()
         await pilot.press("c")
         assert copied[-1] == "fix it"
+        await pilot.press("o", "k")
+        assert screen.focused is screen.prompt and screen.prompt.text == "ok", "other keys type into the prompt"
+        screen.prompt.clear()
         commands = {c.title: c for c in app.get_system_commands(screen)}
         await commands["Copy last reply"].callback()
         assert copied[-1] == ANSWER

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -875,6 +875,16 @@ class MainScreen(Screen[None]):
         while node is not None and node.parent is not conversation:
             node = node.parent if isinstance(node.parent, Widget) else None
         return node
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while a transcript block has focus goes to the prompt (c and b are the block's copy keys)."""
+        active = self.active_bindings.get(event.key)
+        if active is not None and active.enabled:
+            return
+        if event.is_printable and event.character and self._focused_block() is not None:
+            event.stop()
+            self.prompt.focus()
+            self.prompt.insert(event.character)
 
     def _copy(self, text: str, what: str) -> None:
         if not text:
