@@ -326,8 +326,9 @@ class MainScreen(Screen[None]):
         queued = sum(1 for message in self._submitted if message.queued)
         self.status.set(queued=queued)
         hint = self.query_one("#queued-hint", Static)
-        hint.update(f"{queued} message{'s' if queued != 1 else ''} queued: sent when the agent is free"
-                    if queued else "")
+        text = f"{queued} message{'s' if queued != 1 else ''} queued: sent when the agent is free" if queued else ""
+        if hint.content != text:  # an update re-lays out the whole screen
+            hint.update(text)
         hint.set_class(bool(queued), "-visible")
 
     # -- event handlers ---------------------------------------------------------------------------

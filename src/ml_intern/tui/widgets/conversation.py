@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, ClassVar
 
@@ -12,7 +13,6 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
 
 STATE_GLYPHS: dict[str, tuple[str, str]] = {
     "awaiting_approval": ("?", "$text-warning"),
@@ -95,7 +95,7 @@ class UserMessage(Static, can_focus=True):
 
 
 class AssistantMessage(Markdown, can_focus=True):
-    """Assistant markdown, written once or streamed with `Markdown.get_stream()`."""
+    """Assistant markdown, written once or streamed a frame's worth of fragments at a time."""
 
     DEFAULT_CSS = """
     AssistantMessage {
@@ -106,28 +106,59 @@ class AssistantMessage(Markdown, can_focus=True):
     }
     """
 
+    # At most one `Markdown.append` (parse, update the last block, re-layout) per interval: appending per
+    # fragment keeps the screen busy and starves its frames while a fast model streams.
+    FLUSH_INTERVAL = 1 / 30
+
     def __init__(self, markdown: str = "") -> None:
         super().__init__(markdown)
-        self._stream: MarkdownStream | None = None
         self.streamed_text: list[str] = []
-
-    @property
-    def stream(self) -> MarkdownStream:
-        """The stream this message is written through (created on first use)."""
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self)
-        return self._stream
+        self._pending: list[str] = []
+        self._append_task: asyncio.Task[None] | None = None
+        self._next_flush: asyncio.TimerHandle | None = None
 
     async def write(self, fragment: str) -> None:
-        """Append a streamed fragment."""
+        """Queue a streamed fragment; it is shown at once, or with the next flush if one ran recently."""
+        if not fragment:
+            return
         self.streamed_text.append(fragment)
-        await self.stream.write(fragment)
+        self._pending.append(fragment)
+        if self._append_task is None and self._next_flush is None:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._next_flush = None
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._append_task = asyncio.create_task(self._append(text), name="assistant-message-append")
+
+    async def _append(self, text: str) -> None:
+        try:
+            await self.append(text)
+        finally:
+            self._append_task = None
+            if self._pending and self.is_attached:
+                self._next_flush = asyncio.get_running_loop().call_later(self.FLUSH_INTERVAL, self._flush)
 
     async def finish(self) -> None:
-        """Flush and stop the stream."""
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        """Show everything written so far, without waiting for the next flush."""
+        if self._next_flush is not None:
+            self._next_flush.cancel()
+            self._next_flush = None
+        while self._append_task is not None:
+            await self._append_task
+            if self._next_flush is not None:
+                self._next_flush.cancel()
+                self._next_flush = None
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            await self.append(text)
+
+    def on_unmount(self) -> None:
+        if self._next_flush is not None:
+            self._next_flush.cancel()
+            self._next_flush = None
 
 
 class ToolCallBlock(Static, can_focus=True):
