@@ -42,3 +42,20 @@ async def test_mcp_calls_ask_in_ask_mode_and_a_dead_server_is_reported(llm_serve
     assert "needs approval" in result or "headless" in result
     notices = " ".join(e.log for e in run.of(ev.ToolLog) if e.tool == "system")
     assert "broken" in notices
+
+
+async def test_reconnecting_a_server_that_failed_at_start_gives_the_model_its_tools(
+    llm_server: ScriptedLLMServer, workdir: Path, tmp_path: Path
+) -> None:
+    launcher = tmp_path / "late_server.sh"
+    launcher.write_text(f"#!/bin/sh\n[ -f {tmp_path}/ready ] || exit 1\nexec {sys.executable} -m mcp_server_time --local-timezone UTC\n")
+    launcher.chmod(0o755)
+    llm_server.add(text("first"), text("second"))
+    async with Run(agent_for(workdir, mcpServers={"late": {"command": str(launcher)}})) as run:
+        await run.say("hi")
+        assert "get_current_time" not in {t["function"]["name"] for t in llm_server.chat_requests[0].tools}
+        (tmp_path / "ready").write_text("")
+        status = await run.agent.reconnect_mcp("late")
+        assert status.state == "connected"
+        await run.say("again")
+    assert "get_current_time" in {t["function"]["name"] for t in llm_server.chat_requests[1].tools}

@@ -101,6 +101,8 @@ class Settings(BaseModel):
     """Stop auto-approving paid work once the session's estimated spend reaches this."""
     theme: str = "hf-dark"
     """TUI theme name."""
+    terminal_notifications: bool = True
+    """Ring the bell and send an OSC 9 notification when the app needs you (approval, long turn done, job end)."""
     keymap: dict[str, str] = Field(default_factory=dict)
     """Binding id -> key overrides for the TUI."""
     messaging: MessagingConfig = Field(default_factory=MessagingConfig)

@@ -167,10 +167,29 @@ class Agent:
         except Exception as exc:
             self.emit(ev.ToolLog(tool="system", log=f"MCP servers failed to start: {type(exc).__name__}: {exc}"))
             return
+        self._register_mcp_tools()
+
+    def _register_mcp_tools(self) -> None:
+        """Replace the MCP tools in the router with what the servers offer now."""
+        manager = self.services.get("mcp")
+        if manager is None:
+            return
+        for spec in self.router.specs():
+            if spec.source.startswith("mcp:"):
+                self.router.unregister(spec.name)
         for spec in manager.tool_specs():
             self.router.register(spec)
         self.tools_changed()
         self.history.set_system_prompt(self._system_prompt())
+
+    async def reconnect_mcp(self, name: str) -> Any:
+        """Restart one MCP server and refresh the tools the model sees; return its new status."""
+        manager = self.services.get("mcp")
+        if manager is None:
+            raise KeyError(name)
+        status = await manager.reconnect(name)
+        self._register_mcp_tools()
+        return status
 
     async def mcp_ready(self, timeout: float = 60.0) -> None:
         """Wait (bounded) until MCP servers finished connecting, so the first turn sees their tools."""
@@ -750,8 +769,7 @@ class Agent:
         self.sync_store(rewrite=True)
         if loaded.job_ids:
             self._reattach_jobs(loaded.job_ids)
-        if loaded.plan:
-            self.emit(ev.PlanUpdate(plan=[ev.PlanItem(**item) for item in loaded.plan]))
+        self.emit(ev.PlanUpdate(plan=[ev.PlanItem(**item) for item in loaded.plan]))
         self.emit(
             ev.ResumeComplete(
                 session_id=self.session_id,

@@ -758,7 +758,9 @@ class MainScreen(Screen[None]):
             await self.notice(f"No MCP server named {name!r} (configured: {known}).", "error")
             return
         self.app.notify(f"Reconnecting MCP server {name}…", timeout=3)
-        status = await manager.reconnect(name)
+        # Through the agent, so the model sees the server's tools afterwards.
+        reconnect = getattr(self.agent, "reconnect_mcp", None) or manager.reconnect
+        status = await reconnect(name)
         await self.notice(_mcp_line(status), "success" if status.state == "connected" else "error")
 
     def set_approval_mode(self, mode: str) -> None:
