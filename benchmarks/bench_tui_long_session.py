@@ -273,6 +273,17 @@ async def run(turns: int, sample_every: int, profile: str | None = None) -> dict
         timer._callback = timed_update
         gc.collect()
         gc.freeze()
+        full_gc_ms: list[float] = []
+        gc_started = [0.0]
+
+        def time_full_gc(phase: str, info: dict[str, int]) -> None:
+            if info["generation"] == 2:
+                if phase == "start":
+                    gc_started[0] = time.perf_counter()
+                else:
+                    full_gc_ms.append((time.perf_counter() - gc_started[0]) * 1000)
+
+        gc.callbacks.append(time_full_gc)
         profiler = cProfile.Profile() if profile else None
         if profiler is not None and profile == "replay":
             profiler.enable()
@@ -296,6 +307,7 @@ async def run(turns: int, sample_every: int, profile: str | None = None) -> dict
             profiler.disable() if profile == "replay" else profiler.enable()
         sustained = await stream_chunks(app, agent, pilot, paints, frames, rate=2000, type_keys=True)
         burst = await stream_chunks(app, agent, pilot, paints, frames, rate=None, type_keys=False)
+        gc.callbacks.remove(time_full_gc)
         if profiler is not None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
@@ -307,6 +319,7 @@ async def run(turns: int, sample_every: int, profile: str | None = None) -> dict
         "samples": samples,
         "sustained": sustained,
         "burst": burst,
+        "full_gc_ms": full_gc_ms,
     }
 
 
@@ -337,6 +350,9 @@ def main() -> int:
               f"after it was sent)   {stream['frames']} frames, longest frame {stream['longest_frame_ms']:3.0f} ms, "
               f"longest stall {stream['longest_stall_ms']:3.0f} ms, longest paint gap {stream['longest_gap_ms']:3.0f} ms")
     print("budget: 2000 chunks/s, no frame > 100 ms")
+    full_gc = result["full_gc_ms"]
+    print(f"full GC passes          {len(full_gc)}, longest {max(full_gc, default=0):.0f} ms (paced to quiet moments while "
+          "the TUI runs; this replay is never quiet, so they run when too much garbage has piled up)")
     return 0
 
 

@@ -14,6 +14,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
+from ml_intern.tui.quiet_gc import quiet_gc
+
 STATE_GLYPHS: dict[str, tuple[str, str]] = {
     "awaiting_approval": ("?", "$text-warning"),
     "approved": ("·", "$text-muted"),
@@ -128,6 +130,7 @@ class AssistantMessage(Markdown, can_focus=True):
 
     def _flush(self) -> None:
         self._next_flush = None
+        quiet_gc.note_activity()
         text = "".join(self._pending)
         self._pending.clear()
         self._append_task = asyncio.create_task(self._append(text), name="assistant-message-append")
@@ -295,6 +298,11 @@ class Conversation(VerticalScroll, can_focus=True):
 
     def on_mount(self) -> None:
         self.anchor()
+        # Pruned blocks are cyclic garbage: collect it while the user is not typing and nothing streams.
+        quiet_gc.start(self)
+
+    def on_unmount(self) -> None:
+        quiet_gc.stop()
 
     async def add_block(self, block: Widget) -> Widget:
         """Mount a block at the end and prune the oldest ones beyond the limit."""

@@ -6,6 +6,8 @@ from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
+from ml_intern.tui.quiet_gc import quiet_gc
+
 
 class PromptInput(TextArea):
     """A TextArea that submits on Enter and recalls earlier prompts."""
@@ -59,6 +61,7 @@ class PromptInput(TextArea):
         self._history_index = None
 
     async def _on_key(self, event: events.Key) -> None:
+        quiet_gc.note_activity()
         if event.key == "enter":
             event.stop()
             event.prevent_default()
