@@ -7,7 +7,7 @@ recorded where the screen hands a frame to the driver, so every latency ends at 
 
 - keypress-to-paint: a key posted to the app until the first frame whose prompt shows it; sampled right after
   turns end (the footer, timeline and layout still settling) and while a reply streams (type-ahead).
-- streaming: 2,000 chunks offered at 2,000/s into one reply, then 2,000 offered at once; chunks/s is the chunks
+- streaming: 5,000 chunks offered at 2,000/s into one reply, then 2,000 offered at once; chunks/s is the chunks
   divided by the time from the first chunk to the frame that shows the last one. "Longest frame" is the longest
   screen update (layout plus render); "longest stall" is the longest event-loop block; "longest paint gap" is
   the longest time between two frames while text arrives (the user sees nothing move for that long).
@@ -202,7 +202,7 @@ async def stream_chunks(app: Any, agent: ReplayAgent, pilot: Any, paints: list[t
         while not feeder.done():
             key, char = keys[len(latencies) % 2]
             latencies.append(await keypress_to_paint(app, paints, key, char))
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.03)  # a fast typist: a key every ~60 ms
     await feeder
     offered_s = time.perf_counter() - t0
     await drain(pilot, agent)
@@ -305,7 +305,7 @@ async def run(turns: int, sample_every: int, profile: str | None = None) -> dict
         # Streaming into the long transcript: sustained at 2,000 chunks/s while the user types, then a burst.
         if profiler is not None:
             profiler.disable() if profile == "replay" else profiler.enable()
-        sustained = await stream_chunks(app, agent, pilot, paints, frames, rate=2000, type_keys=True)
+        sustained = await stream_chunks(app, agent, pilot, paints, frames, rate=2000, type_keys=True, count=5000)
         burst = await stream_chunks(app, agent, pilot, paints, frames, rate=None, type_keys=False)
         gc.callbacks.remove(time_full_gc)
         if profiler is not None:

@@ -110,7 +110,7 @@ class AssistantMessage(Markdown, can_focus=True):
 
     # At most one `Markdown.append` (parse, update the last block, re-layout) per interval: appending per
     # fragment keeps the screen busy and starves its frames while a fast model streams.
-    FLUSH_INTERVAL = 1 / 30
+    FLUSH_INTERVAL = 1 / 20
 
     def __init__(self, markdown: str = "") -> None:
         super().__init__(markdown)
@@ -138,6 +138,8 @@ class AssistantMessage(Markdown, can_focus=True):
     async def _append(self, text: str) -> None:
         try:
             await self.append(text)
+            if isinstance(self.parent, Conversation):
+                self.parent.slide_window()
         finally:
             self._append_task = None
             if self._pending and self.is_attached:
@@ -281,19 +283,27 @@ class Notice(Static):
 
 
 class Conversation(VerticalScroll, can_focus=True):
-    """The scrolling transcript; keeps at most `max_blocks` blocks mounted."""
+    """The scrolling transcript; keeps at most `max_blocks` blocks mounted and only the newest laid out.
+
+    Every layout walks every displayed widget, and a streamed reply re-lays out the screen many times a second,
+    so while the view follows the end only the newest `window` pieces (blocks, or the paragraphs of a long reply)
+    and at least two screens of them are displayed. Scrolling to the top shows older ones again, a step at a time;
+    `scroll_to_widget` shows everything from its target down first.
+    """
 
     DEFAULT_CSS = """
     Conversation {
         height: 1fr;
         padding: 0 1 1 1;
         scrollbar-size-vertical: 1;
+        & .-windowed-out { display: none; }
     }
     """
 
-    def __init__(self, *, max_blocks: int = 200, id: str | None = None) -> None:
+    def __init__(self, *, max_blocks: int = 200, window: int = 40, id: str | None = None) -> None:
         super().__init__(id=id)
         self.max_blocks = max_blocks
+        self.window = window
         self.pruned_blocks = 0
 
     def on_mount(self) -> None:
@@ -308,6 +318,7 @@ class Conversation(VerticalScroll, can_focus=True):
         """Mount a block at the end and prune the oldest ones beyond the limit."""
         await self.mount(block)
         await self.prune()
+        self.slide_window()
         return block
 
     async def prune(self) -> None:
@@ -319,3 +330,73 @@ class Conversation(VerticalScroll, can_focus=True):
         batch = children[: excess + max(1, self.max_blocks // 10)]
         self.pruned_blocks += len(batch)
         await self.remove_children(batch)
+
+    def _pieces(self) -> list[Widget]:
+        """What the window counts, oldest first: each block, or each paragraph of a long assistant reply."""
+        pieces: list[Widget] = []
+        for block in self.children:
+            if isinstance(block, AssistantMessage) and len(block.children) > 1:
+                pieces.extend(block.children)
+            else:
+                pieces.append(block)
+        return pieces
+
+    @property
+    def hidden_pieces(self) -> int:
+        """How many of the oldest pieces are out of the window (not laid out until scrolled to)."""
+        return sum(1 for piece in self._pieces() if piece.has_class("-windowed-out"))
+
+    def _show_from(self, pieces: list[Widget], first_shown: int) -> None:
+        for index, piece in enumerate(pieces):
+            piece.set_class(index < first_shown, "-windowed-out")
+        for block in self.children:
+            if isinstance(block, AssistantMessage) and len(block.children) > 1:
+                block.set_class(all(child.has_class("-windowed-out") for child in block.children), "-windowed-out")
+
+    def slide_window(self) -> None:
+        """While the view follows the end, display only the newest pieces; never hide anything under a reader."""
+        if not (self.is_anchored and self.is_vertical_scroll_end):
+            return
+        pieces = self._pieces()
+        needed_height = 2 * self.scrollable_content_region.height
+        height = 0
+        first_shown = len(pieces)
+        while first_shown > 0 and (len(pieces) - first_shown < self.window or height < needed_height):
+            first_shown -= 1
+            piece = pieces[first_shown]
+            height += piece.outer_size.height + piece.styles.margin.top
+        if first_shown or self.hidden_pieces:
+            self._show_from(pieces, first_shown)
+
+    def show_older(self, count: int | None = None) -> int:
+        """Display up to `count` more hidden pieces above the view, keeping the view where it is; return how many."""
+        pieces = self._pieces()
+        hidden = sum(1 for piece in pieces if piece.has_class("-windowed-out"))
+        shown = min(hidden, count if count is not None else max(1, self.window // 2))
+        if not shown:
+            return 0
+        height_before = self.virtual_size.height
+        self._show_from(pieces, hidden - shown)
+
+        def keep_place() -> None:
+            grown = self.virtual_size.height - height_before
+            if grown > 0:
+                self.scroll_to(y=self.scroll_y + grown, animate=False, immediate=True)
+
+        self.call_after_refresh(keep_place)
+        return shown
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value <= 0 < old_value and self.max_scroll_y > 0 and self.hidden_pieces:
+            self.show_older()
+
+    def scroll_to_widget(self, widget: Widget, **kwargs: Any) -> bool:
+        """Scroll to a block, displaying it and everything below it first if it was out of the window."""
+        if widget.parent is self and widget.has_class("-windowed-out"):
+            pieces = self._pieces()
+            first = widget.children[0] if isinstance(widget, AssistantMessage) and len(widget.children) > 1 else widget
+            self._show_from(pieces, pieces.index(first))
+            self.call_after_refresh(super().scroll_to_widget, widget, **kwargs)
+            return True
+        return super().scroll_to_widget(widget, **kwargs)
