@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 
-from ml_intern.tui.quiet_gc import GEN2_THRESHOLD_DISABLED, QuietCollector, quiet_gc
+from ml_intern.tui.quiet_gc import QuietCollector, quiet_gc
 from ml_intern.tui.widgets.conversation import AssistantMessage, Conversation, Notice
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,6 +62,21 @@ async def test_scrolling_to_a_hidden_block_shows_it() -> None:
         assert conversation.scrollable_content_region.contains_region(oldest.region)
 
 
+async def test_removing_the_newest_blocks_shows_older_ones_again() -> None:
+    app = TranscriptApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        conversation = app.conversation
+        for index in range(60):
+            await conversation.add_block(Notice(f"line {index}"))
+        await pilot.pause(0.05)
+        shown_before = len(displayed(conversation))
+        await conversation.remove_children(list(conversation.children)[-shown_before:])
+        await pilot.pause(0.1)
+        shown = displayed(conversation)
+        assert len(shown) >= conversation.window and shown[-1] is conversation.children[-1]
+        assert conversation.max_scroll_y > 0, "enough is shown to scroll up to the rest"
+
+
 async def test_a_long_streamed_reply_keeps_its_text_and_only_its_last_paragraphs_laid_out() -> None:
     app = TranscriptApp()
     paragraphs = [f"Paragraph {index} with `code` and [brackets]." for index in range(80)]
@@ -103,38 +118,23 @@ async def test_writes_between_flushes_are_appended_together() -> None:
         assert reply.source == "one two three four "
 
 
-def test_quiet_collector_takes_over_and_gives_back_full_collections() -> None:
+def test_quiet_collector_collects_only_when_quiet_and_something_piled_up() -> None:
     collector = QuietCollector()
-    saved = gc.get_threshold()
-
-    class Owner:
-        def set_interval(self, *args: Any, **kwargs: Any) -> Any:
-            class FakeTimer:
-                def stop(self) -> None:
-                    pass
-
-            return FakeTimer()
-
-    collector.start(Owner())  # type: ignore[arg-type]
-    try:
-        assert gc.get_threshold()[2] == GEN2_THRESHOLD_DISABLED and collector.active
-        collector.note_activity()
-        pending_before = gc.get_count()[2]
-        collector.check()
-        assert collector.collections == 0 or pending_before >= collector.HARD_LIMIT, "not while the user is active"
-        collector.last_activity -= collector.QUIET_S
-        for _ in range(collector.SOFT_LIMIT + 1):
-            gc.collect(1)
-        collector.check()
-        assert collector.collections == 1 and gc.get_count()[2] == 0
-    finally:
-        collector.stop()
-    assert gc.get_threshold() == saved and not collector.active
+    collector.note_activity()
+    for _ in range(collector.MIN_PENDING):
+        gc.collect(1)
+    collector.check()
+    assert collector.collections == 0, "not right after a keypress or streamed text"
+    collector.last_activity -= collector.QUIET_S
+    collector.check()
+    assert collector.collections == 1 and gc.get_count()[2] == 0
+    collector.check()
+    assert collector.collections == 1, "nothing piled up since"
 
 
-async def test_the_transcript_paces_full_collections_only_while_mounted() -> None:
-    saved = gc.get_threshold()
+async def test_the_transcript_watches_for_quiet_moments_only_while_mounted() -> None:
+    thresholds = gc.get_threshold()
     app = TranscriptApp()
     async with app.run_test(size=(80, 20)):
-        assert quiet_gc.active and gc.get_threshold()[2] == GEN2_THRESHOLD_DISABLED
-    assert not quiet_gc.active and gc.get_threshold() == saved
+        assert quiet_gc.active
+    assert not quiet_gc.active and gc.get_threshold() == thresholds

@@ -1,4 +1,4 @@
-"""Full garbage collections at quiet moments, so their pauses do not land on typing or streaming."""
+"""Garbage collection paced for the TUI: full collections at quiet moments, Python's own made rare."""
 
 from __future__ import annotations
 
@@ -8,68 +8,67 @@ import time
 from textual.timer import Timer
 from textual.widget import Widget
 
-# A full collection walks every tracked object: with a long transcript mounted that is a few hundred thousand
-# objects and 150-300 ms on a small machine, long enough to drop keys and freeze a stream. Python starts one
-# whenever enough objects have survived two young collections, which in a busy session is every few turns.
-# While the TUI runs, full collections are started here instead: when nobody has typed and no text has streamed
-# for a moment, or, if the session never goes quiet, once enough young collections have piled up.
-GEN2_THRESHOLD_DISABLED = 1_000_000
-
 
 class QuietCollector:
-    """Runs the oldest-generation collection when the UI is quiet (one per process, started by the transcript)."""
+    """Runs full collections at quiet moments, and makes Python's own rare while the TUI runs.
 
+    A full collection walks every tracked object: with a long transcript mounted that is a few hundred thousand
+    objects and 150-300 ms on a small machine, long enough to drop keys and freeze a stream. With Python's default
+    thresholds one starts every few turns of a busy session, because rendering caches survive the small young
+    generation and pile up in the old one. While the TUI runs the young generations are made larger, so that most
+    of them die young, and the old generation is collected whenever nobody has typed and no text has streamed for
+    a moment. Python still starts a full collection by itself in a session that never pauses.
+    """
+
+    YOUNG_THRESHOLDS = (10_000, 20)
+    """Generation 0 and 1 thresholds while the TUI runs (Python's defaults are 700 and 10)."""
     QUIET_S = 1.0
     """How long after the last keypress or streamed text a collection may run."""
-    SOFT_LIMIT = 10
-    """Young (generation 1) collections since the last full one before a quiet moment is used (Python's own)."""
-    HARD_LIMIT = 400
-    """Collect even if it is never quiet once this many have piled up (bounds the garbage kept alive)."""
+    MIN_PENDING = 1
+    """Young (generation 1) collections since the last full one before a quiet moment is used."""
     CHECK_INTERVAL_S = 0.25
 
     def __init__(self) -> None:
         self.last_activity = 0.0
         self.collections = 0
         self.longest_pause_s = 0.0
-        self._saved_threshold: tuple[int, int, int] | None = None
+        self.collecting = False
+        self._saved_thresholds = gc.get_threshold()
         self._timer: Timer | None = None
 
     @property
     def active(self) -> bool:
-        """Whether full collections are paced here (between `start` and `stop`)."""
+        """Whether quiet moments are being watched (between `start` and `stop`)."""
         return self._timer is not None
 
     def start(self, owner: Widget) -> None:
-        """Take over full collections, checking on a timer that lives as long as `owner`."""
-        if self._timer is not None:
-            return
-        self._saved_threshold = gc.get_threshold()
-        young, middle, _ = self._saved_threshold
-        gc.set_threshold(young, middle, GEN2_THRESHOLD_DISABLED)
-        self.last_activity = time.monotonic()
-        self._timer = owner.set_interval(self.CHECK_INTERVAL_S, self.check, name="quiet-gc")
+        """Start checking on a timer that lives as long as `owner`."""
+        if self._timer is None:
+            self._saved_thresholds = gc.get_threshold()
+            gc.set_threshold(*self.YOUNG_THRESHOLDS, self._saved_thresholds[2])
+            self.last_activity = time.monotonic()
+            self._timer = owner.set_interval(self.CHECK_INTERVAL_S, self.check, name="quiet-gc")
 
     def stop(self) -> None:
-        """Give full collections back to Python."""
+        """Stop checking."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if self._saved_threshold is not None:
-            gc.set_threshold(*self._saved_threshold)
-            self._saved_threshold = None
+            gc.set_threshold(*self._saved_thresholds)
 
     def note_activity(self) -> None:
         """Record that the user typed or text streamed (postpones a quiet collection)."""
         self.last_activity = time.monotonic()
 
     def check(self) -> None:
-        """Collect if enough has piled up and the UI is quiet, or if far too much has."""
-        pending = gc.get_count()[2]
-        if pending >= self.HARD_LIMIT or (
-            pending >= self.SOFT_LIMIT and time.monotonic() - self.last_activity >= self.QUIET_S
-        ):
+        """Collect if the UI is quiet and enough has piled up since the last full collection."""
+        if time.monotonic() - self.last_activity >= self.QUIET_S and gc.get_count()[2] >= self.MIN_PENDING:
             started = time.perf_counter()
-            gc.collect()
+            self.collecting = True
+            try:
+                gc.collect()
+            finally:
+                self.collecting = False
             self.collections += 1
             self.longest_pause_s = max(self.longest_pause_s, time.perf_counter() - started)
 

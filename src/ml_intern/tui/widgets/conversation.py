@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from textual import events
+from textual.await_remove import AwaitRemove
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
@@ -330,6 +332,15 @@ class Conversation(VerticalScroll, can_focus=True):
         batch = children[: excess + max(1, self.max_blocks // 10)]
         self.pruned_blocks += len(batch)
         await self.remove_children(batch)
+
+    def remove_children(self, selector: str | type[Widget] | Iterable[Widget] = "*") -> AwaitRemove:
+        """Remove blocks (undo, rewind, a new session), then refill the window from older hidden pieces."""
+        removed = super().remove_children(selector)
+        self.call_after_refresh(self.slide_window)
+        return removed
+
+    def on_resize(self) -> None:
+        self.slide_window()
 
     def _pieces(self) -> list[Widget]:
         """What the window counts, oldest first: each block, or each paragraph of a long assistant reply."""
