@@ -15,13 +15,13 @@ class QuietCollector:
     A full collection walks every tracked object: with a long transcript mounted that is a few hundred thousand
     objects and 150-300 ms on a small machine, long enough to drop keys and freeze a stream. With Python's default
     thresholds one starts every few turns of a busy session, because rendering caches survive the small young
-    generation and pile up in the old one. While the TUI runs the young generations are made larger, so that most
+    generation and pile up in the old one. While the TUI runs the youngest generation is made larger, so that most
     of them die young, and the old generation is collected whenever nobody has typed and no text has streamed for
     a moment. Python still starts a full collection by itself in a session that never pauses.
     """
 
-    YOUNG_THRESHOLDS = (10_000, 20)
-    """Generation 0 and 1 thresholds while the TUI runs (Python's defaults are 700 and 10)."""
+    YOUNG_THRESHOLDS = (5_000, 10)
+    """Generation 0 and 1 thresholds while the TUI runs (Python's are 700 and 10; a larger generation 1 pauses long)."""
     QUIET_S = 1.0
     """How long after the last keypress or streamed text a collection may run."""
     MIN_PENDING = 1
