@@ -30,6 +30,7 @@ class QuietCollector:
 
     def __init__(self) -> None:
         self.last_activity = 0.0
+        self.last_keypress = 0.0
         self.collections = 0
         self.longest_pause_s = 0.0
         self.collecting = False
@@ -59,6 +60,10 @@ class QuietCollector:
     def note_activity(self) -> None:
         """Record that the user typed or text streamed (postpones a quiet collection)."""
         self.last_activity = time.monotonic()
+
+    def note_keypress(self) -> None:
+        """Record a keypress: it counts as activity, and streaming briefly yields to its paint."""
+        self.last_keypress = self.last_activity = time.monotonic()
 
     def check(self) -> None:
         """Collect if the UI is quiet and enough has piled up since the last full collection."""

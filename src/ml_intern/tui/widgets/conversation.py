@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -113,6 +114,10 @@ class AssistantMessage(Markdown, can_focus=True):
     # At most one `Markdown.append` (parse, update the last block, re-layout) per interval: appending per
     # fragment keeps the screen busy and starves its frames while a fast model streams.
     FLUSH_INTERVAL = 1 / 20
+    # A keypress should paint on its own: an append waits this long after one (but text never waits longer
+    # than MAX_KEY_DEFER after it arrived).
+    KEY_YIELD = 0.1
+    MAX_KEY_DEFER = 0.3
 
     def __init__(self, markdown: str = "") -> None:
         super().__init__(markdown)
@@ -120,18 +125,26 @@ class AssistantMessage(Markdown, can_focus=True):
         self._pending: list[str] = []
         self._append_task: asyncio.Task[None] | None = None
         self._next_flush: asyncio.TimerHandle | None = None
+        self._pending_since = 0.0
 
     async def write(self, fragment: str) -> None:
         """Queue a streamed fragment; it is shown at once, or with the next flush if one ran recently."""
         if not fragment:
             return
         self.streamed_text.append(fragment)
+        if not self._pending:
+            self._pending_since = time.monotonic()
         self._pending.append(fragment)
         if self._append_task is None and self._next_flush is None:
             self._flush()
 
     def _flush(self) -> None:
         self._next_flush = None
+        now = time.monotonic()
+        since_key = now - quiet_gc.last_keypress
+        if since_key < self.KEY_YIELD and now - self._pending_since < self.MAX_KEY_DEFER:
+            self._next_flush = asyncio.get_running_loop().call_later(self.KEY_YIELD - since_key, self._flush)
+            return
         quiet_gc.note_activity()
         text = "".join(self._pending)
         self._pending.clear()

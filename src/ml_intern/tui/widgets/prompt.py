@@ -61,7 +61,7 @@ class PromptInput(TextArea):
         self._history_index = None
 
     async def _on_key(self, event: events.Key) -> None:
-        quiet_gc.note_activity()
+        quiet_gc.note_keypress()
         if event.key == "enter":
             event.stop()
             event.prevent_default()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +14,15 @@ from textual.content import Content
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowDoesNotExist
 
+from ml_intern.tui.quiet_gc import quiet_gc
 from ml_intern.tui.widgets.conversation import STATE_GLYPHS, format_duration, summarize_arguments
 
 MAX_ROWS = 5000
+# Any change makes the DataTable re-render every visible row (tens of ms on a small machine), so changes are
+# applied in batches, and not while the user types or text streams: a keypress must paint within 50 ms.
+QUIET_S = 0.3
+MAX_DELAY_S = 2.0
+CHECK_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -49,6 +56,10 @@ class ToolTimeline(Vertical):
         super().__init__(id=id)
         self.records: dict[str, ToolRecord] = {}
         self.selected_id: str | None = None
+        self._rows: set[str] = set()  # ids that have a row in the table
+        self._pending_rows: list[str] = []
+        self._pending_cells: set[str] = set()
+        self._pending_since: float | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable[str | Content] = DataTable(cursor_type="row", zebra_stripes=True, id="tool-table")
@@ -62,6 +73,7 @@ class ToolTimeline(Vertical):
         table.add_column("tool", key="tool", width=12)
         table.add_column("time", key="time", width=6)
         table.add_column("arguments", key="args")
+        self.set_interval(CHECK_INTERVAL_S, self._maybe_flush)
 
     @property
     def table(self) -> DataTable[str | Content]:
@@ -78,20 +90,74 @@ class ToolTimeline(Vertical):
         if known is not None:
             if update and arguments and not known.arguments:
                 known.arguments = arguments
-                self.table.update_cell(tool_call_id, "args", summarize_arguments(tool, arguments, 60))
+                self._queue(cells=tool_call_id)
             return
-        record = ToolRecord(tool_call_id, tool, arguments)
-        self.records[tool_call_id] = record
+        self.records[tool_call_id] = ToolRecord(tool_call_id, tool, arguments)
+        if len(self.records) > MAX_ROWS:
+            self.records.pop(next(iter(self.records)))
+        self._queue(row=tool_call_id)
+
+    def _queue(self, *, row: str | None = None, cells: str | None = None) -> None:
+        if row is not None:
+            self._pending_rows.append(row)
+        if cells is not None:
+            self._pending_cells.add(cells)
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+
+    def _maybe_flush(self) -> None:
+        if self._pending_since is None:
+            return
+        now = time.monotonic()
+        if now - quiet_gc.last_activity >= QUIET_S or now - self._pending_since >= MAX_DELAY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply every queued change to the table in one batch."""
+        if self._pending_since is None:
+            return
+        self._pending_since = None
+        rows, self._pending_rows = self._pending_rows, []
+        cells, self._pending_cells = self._pending_cells, set()
         table = self.table
-        table.add_row(
-            self._state_cell(record.state), tool, "", summarize_arguments(tool, arguments, 60), key=tool_call_id
+        follow = table.row_count == 0 or table.cursor_row >= table.row_count - 2
+        with self.app.batch_update():
+            for key in list(self._rows):
+                if key not in self.records:
+                    self._rows.discard(key)
+                    try:
+                        table.remove_row(key)
+                    except RowDoesNotExist:
+                        pass
+            for key in rows:
+                record = self.records.get(key)
+                if record is None or key in self._rows:
+                    continue
+                table.add_row(*self._cells(record), key=key)
+                self._rows.add(key)
+            for key in cells:
+                record = self.records.get(key)
+                if record is None or key not in self._rows or key in rows:
+                    continue
+                try:
+                    for column, value in zip(("state", "tool", "time", "args"), self._cells(record), strict=True):
+                        table.update_cell(key, column, value)
+                except RowDoesNotExist:
+                    continue
+            if rows and follow:
+                table.move_cursor(row=table.row_count - 1, animate=False, scroll=True)
+
+    def _cells(self, record: ToolRecord) -> tuple[Content, str, str, str]:
+        return (
+            self._state_cell(record.state),
+            record.tool,
+            format_duration(record.duration_s),
+            summarize_arguments(record.tool, record.arguments, 60),
         )
-        if table.row_count > MAX_ROWS:
-            oldest = next(iter(self.records))
-            self.records.pop(oldest)
-            table.remove_row(oldest)
-        if table.cursor_row >= table.row_count - 2:
-            table.move_cursor(row=table.row_count - 1, animate=False, scroll=True)
+
+    def on_descendant_focus(self) -> None:
+        """Bring the table up to date as soon as the user looks at it."""
+        self.flush()
 
     def set_state(self, tool_call_id: str, state: str, tool: str = "") -> None:
         """Show a call's new state."""
@@ -124,18 +190,17 @@ class ToolTimeline(Vertical):
                 self._show_detail(record)
 
     def _update_row(self, record: ToolRecord) -> None:
-        table = self.table
-        try:
-            table.update_cell(record.tool_call_id, "state", self._state_cell(record.state))
-            table.update_cell(record.tool_call_id, "time", format_duration(record.duration_s))
-        except RowDoesNotExist:
-            return
+        self._queue(cells=record.tool_call_id)
         if self.selected_id == record.tool_call_id:
             self._show_detail(record)
 
     def clear(self) -> None:
         """Forget every call."""
         self.records.clear()
+        self._rows.clear()
+        self._pending_rows.clear()
+        self._pending_cells.clear()
+        self._pending_since = None
         self.table.clear()
         self.selected_id = None
         self.remove_class("-detail")
