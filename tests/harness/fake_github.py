@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.harness.loopback import LoopbackServer
 
 TOKEN = "ghp_fake_token_123"
 LARGE_FILE_BYTES = 1_000_000  # bigger files come through download_url, as on GitHub
@@ -72,7 +73,7 @@ class Request:
     headers: dict[str, str]
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """Threaded HTTP server on 127.0.0.1; use as a context manager."""
 
     def __init__(self) -> None:
@@ -80,13 +81,6 @@ class FakeGitHub:
         self.requests: list[Request] = []
         self.rate_limited_until: float | None = None
         self.require_token = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def add_repo(
         self, full_name: str, files: dict[str, str | bytes] | None = None, **kwargs: Any
@@ -96,14 +90,6 @@ class FakeGitHub:
         repo = FakeRepo(full_name, encoded, **kwargs)
         self.repos[full_name.lower()] = repo
         return repo
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -19,9 +19,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.harness.loopback import LoopbackServer
 
 TOKEN = "hf_fake_token_123"
 USER = "tester"
@@ -206,8 +208,10 @@ DOCS: dict[str, dict[str, str]] = {
 }
 
 
-class FakeHub:
+class FakeHub(LoopbackServer):
     """A loopback Hub; use as a context manager or call start()/stop()."""
+
+    thread_name = "fake-hub"
 
     def __init__(self, *, token: str = TOKEN, user: str = USER, docs_llms_txt: bool = True) -> None:
         self.token = token
@@ -226,39 +230,17 @@ class FakeHub:
         # (method, path regex, seconds): slow down matching requests before they are handled.
         self.delays: list[tuple[str, str, float]] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
         self._seed()
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "FakeHub not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeHub:
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         hub = self
 
         class Handler(_Handler):
             fake = hub
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-hub").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     # ------------------------------------------------------------------ test helpers
 
@@ -1141,19 +1123,14 @@ class _Router:
         raise _error(404, "unknown sandbox action")
 
 
-class OtherHost:
+class OtherHost(LoopbackServer):
     """A loopback server that is NOT a Hugging Face host: records requests, serves arXiv-like and S2-like pages."""
+
+    thread_name = "other-host"
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.pages: dict[str, tuple[int, str, str]] = {}
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def add(
         self,
@@ -1166,7 +1143,7 @@ class OtherHost:
             body, content_type = json.dumps(body), "application/json"
         self.pages[path] = (status, body, content_type or "text/html")
 
-    def start(self) -> OtherHost:
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         other = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -1189,22 +1166,7 @@ class OtherHost:
 
             do_POST = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="other-host").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> OtherHost:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
     def saw_token(self, token: str = TOKEN) -> bool:
         """True if any request carried the token in any header."""

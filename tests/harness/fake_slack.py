@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.harness.loopback import LoopbackServer
 
 TOKEN = "xoxb-fake-token"
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Threaded HTTP server on 127.0.0.1; use as a context manager."""
 
     def __init__(self) -> None:
@@ -24,21 +26,6 @@ class FakeSlack:
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[tuple[int, dict[str, Any] | str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def answer(
         self, path: str, headers: dict[str, str], body: bytes

@@ -7,11 +7,12 @@ with its headers so tests can check that nothing secret is sent.
 from __future__ import annotations
 
 import html
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
+
+from tests.harness.loopback import LoopbackServer
 
 ARTICLE = """<!doctype html>
 <html><head><title>Fine-tuning with LoRA</title>
@@ -47,32 +48,17 @@ class SearchHit:
     ad: bool = False
 
 
-class FakeWeb:
+class FakeWeb(LoopbackServer):
     """Threaded HTTP server on 127.0.0.1; use as a context manager."""
 
     def __init__(self) -> None:
         self.hits: list[SearchHit] = []
         self.search_status = 200
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def search_url(self) -> str:
         return f"{self.url}/html/"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def results_page(self) -> str:
         """Render the hits in DuckDuckGo's HTML result markup."""
