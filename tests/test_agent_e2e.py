@@ -439,3 +439,13 @@ async def test_a_full_disk_stops_saving_with_one_warning_and_the_turn_goes_on(
     warnings = [e.log for e in run.of(ev.ToolLog) if e.tool == "system" and "saving stopped" in e.log]
     assert len(warnings) == 1 and "No space left" in warnings[0]
     assert run.of(ev.TurnComplete)[-1].final_response == "finished anyway"
+
+
+async def test_a_tool_output_is_saved_in_full_once(llm_server: ScriptedLLMServer, workdir: Path, isolated_home: Path) -> None:
+    llm_server.add(tool_calls(call("bash", {"command": "python3 -c \"print('x' * 5000)\""})), text("ok"))
+    async with Run(agent_for(workdir)) as run:
+        await run.say("print a lot")
+    saved = next((isolated_home / "data" / "ml-intern" / "sessions").glob("*.jsonl")).read_text()
+    assert saved.count("x" * 5000) == 1  # in the history message, not again in the event
+    event = next(json.loads(line)["event"] for line in saved.splitlines() if '"tool_output"' in line)
+    assert event["output_chars"] == 5000 and len(event["output"]) == 200

@@ -103,6 +103,9 @@ class SessionStore:
         """Record one event unless it is a stream chunk."""
         if event.get("type") in _SKIPPED_EVENTS:
             return
+        if event.get("type") == "tool_output" and isinstance(event.get("output"), str):
+            # The history message holds the full output; saving (and scrubbing) it twice only costs time and disk.
+            event = {**event, "output": event["output"][:200], "output_chars": len(event["output"])}
         self.append("event", {"event": event})
 
     def write_rewrite(self, records: list[dict[str, Any]]) -> None:
